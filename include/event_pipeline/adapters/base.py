@@ -1,0 +1,168 @@
+"""Shared pieces of the source adapters: the record builder, timestamps, hashing and checks."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from event_pipeline.contract import RESERVED_NAME_PREFIXES
+
+# Derived columns the validation suites check. Adapters fill them; they never reach the warehouse.
+CHECK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("chk_value_ok", "BOOLEAN"),
+    ("chk_property_keys_ok", "BOOLEAN"),
+    ("chk_property_types_ok", "BOOLEAN"),
+    ("chk_reserved_properties", "INTEGER"),
+    ("chk_idempotency_key_chars", "INTEGER"),
+    ("chk_record_bytes", "INTEGER"),
+    ("chk_attachments_ok", "BOOLEAN"),
+    ("chk_alias_ok", "BOOLEAN"),
+    ("chk_event_time_raw", "VARCHAR"),
+)
+
+
+class AdapterError(ValueError):
+    """A record whose structure no rule can even look at (e.g. a bulk body that is not a list)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def parse_time(raw: Any) -> datetime | None:
+    """ISO-8601 text or epoch seconds / milliseconds -> naive UTC datetime; None if unparseable."""
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        if isinstance(raw, int | float):
+            seconds = raw / 1000.0 if abs(raw) >= 1e11 else float(raw)
+            return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
+        if isinstance(raw, str):
+            text = raw.strip()
+            if not text:
+                return None
+            if text.endswith(("Z", "z")):
+                text = text[:-1] + "+00:00"
+            parsed = datetime.fromisoformat(text)
+            if parsed.tzinfo is not None:
+                parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+            return parsed
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def dumps(obj: Any) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def content_hash(source: str, content: Any) -> str:
+    """Deterministic id from the source and the record's content (sorted-key JSON)."""
+    digest = hashlib.sha256(source.encode() + b"\x1f" + orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()[:32]
+
+
+def as_text(raw: Any) -> str | None:
+    """Identifiers may arrive as numbers; keep them as text. Empty strings count as missing."""
+    if raw is None or isinstance(raw, dict | list | bool):
+        return None
+    text = str(raw).strip()
+    return text or None
+
+
+def is_number(raw: Any) -> bool:
+    return isinstance(raw, int | float) and not isinstance(raw, bool)
+
+
+def flat_property_types_ok(properties: Any) -> bool:
+    """Hackle: every property value is a boolean, string or number."""
+    if not isinstance(properties, dict):
+        return properties is None
+    return all(isinstance(v, bool | str | int | float) for v in properties.values())
+
+
+def reserved_property_count(properties: Any) -> int:
+    if not isinstance(properties, dict):
+        return 0
+    return sum(1 for k in properties if str(k).startswith(RESERVED_NAME_PREFIXES))
+
+
+def new_record(source: str, raw_record: Any, raw_bytes: int) -> dict[str, Any]:
+    """A record with every canonical and check field present (None until an adapter sets it)."""
+    return {
+        "source": source,
+        "message_type": "track",
+        "event_id": None,
+        "user_id": None,
+        "anonymous_id": None,
+        "alias_ids": None,
+        "event_name": None,
+        "value": None,
+        "properties": None,
+        "idempotency_key": None,
+        "brand_id": None,
+        "company_id": None,
+        "account_id": None,
+        "tracker_id": None,
+        "channel": None,
+        "action": None,
+        "object": None,
+        "vendor": None,
+        "product": None,
+        "instance_id": None,
+        "attachments": None,
+        "event_time": None,
+        "received_at": None,
+        "raw": raw_record,
+        "chk_value_ok": True,
+        "chk_property_keys_ok": True,
+        "chk_property_types_ok": True,
+        "chk_reserved_properties": 0,
+        "chk_idempotency_key_chars": 0,
+        "chk_record_bytes": raw_bytes,
+        "chk_attachments_ok": True,
+        "chk_alias_ok": True,
+        "chk_event_time_raw": None,
+    }
+
+
+def set_properties(record: dict[str, Any], properties: Any) -> None:
+    """Properties must be a JSON object; anything else is kept raw and flagged."""
+    if properties is None:
+        record["properties"] = None
+        return
+    record["properties"] = properties
+    record["chk_property_keys_ok"] = isinstance(properties, dict) and all(
+        isinstance(k, str) and k for k in properties
+    )
+
+
+def set_value(record: dict[str, Any], raw_value: Any) -> None:
+    if raw_value is None:
+        return
+    if is_number(raw_value):
+        record["value"] = float(raw_value)
+    else:
+        record["chk_value_ok"] = False
+
+
+def set_event_time(record: dict[str, Any], raw_time: Any, fallback: datetime | None) -> None:
+    """Event time from the source's own field, else the collector's receive time."""
+    if raw_time is None:
+        record["event_time"] = fallback
+        if fallback is None:
+            record["chk_event_time_raw"] = "<missing>"
+        return
+    record["event_time"] = parse_time(raw_time)
+    if record["event_time"] is None:
+        record["chk_event_time_raw"] = str(raw_time)[:100]
+
+
+def finish(record: dict[str, Any], own_id: Any, content: Any) -> dict[str, Any]:
+    """Set event_id (the source's own, else derived) and payload_hash from the record's content."""
+    record["payload_hash"] = content_hash(record["source"], content)
+    record["event_id"] = as_text(own_id) or record["payload_hash"]
+    return record

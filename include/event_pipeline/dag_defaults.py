@@ -1,0 +1,47 @@
+"""Shared DAG settings: tags, retry policy, timeouts and the failure notifier, in one place."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from event_pipeline.settings import WAREHOUSE_POOL
+
+log = logging.getLogger(__name__)
+
+# Tags as constants so the UI filters stay consistent across DAGs.
+TAG_EVENTS = "events"
+TAG_HOURLY = "hourly"
+TAG_SEGMENTS = "segments"
+TAG_MAINTENANCE = "maintenance"
+
+OWNER = "data-engineering"
+
+
+def notify_failure(context) -> None:
+    """Say which hour failed and why. Logs by default; a Slack/email notifier can replace it."""
+    ti = context.get("task_instance") or context.get("ti")
+    start = context.get("data_interval_start")
+    error = context.get("exception")
+    log.error(
+        "events pipeline FAILED: dag=%s task=%s hour=%s try=%s error=%s",
+        getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"),
+        f"{start:%Y-%m-%dT%H}" if start else "?", getattr(ti, "try_number", "?"), error,
+    )
+
+
+DEFAULT_ARGS = {
+    "owner": OWNER,
+    # Object storage and the metadata DB have transient faults; retry with growing pauses.
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=15),
+    # An hour of data must finish well inside the hour, or the next run queues behind it.
+    "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": notify_failure,
+}
+
+# Every task that writes the DuckDB warehouse file runs in this 1-slot pool: DuckDB allows one
+# writing process per file, so two writers at once would fail with "Could not set lock on file".
+WRITER_TASK_ARGS = {"pool": WAREHOUSE_POOL}

@@ -1,0 +1,222 @@
+"""Load one hour of raw dumps from object storage into the landing tables, line faults included."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from event_pipeline.adapters import CHECK_COLUMNS, Adapter, AdapterError
+from event_pipeline.adapters.base import dumps
+from event_pipeline.contract import CANONICAL_COLUMNS
+from event_pipeline.storage import DumpObject
+from event_pipeline.warehouse import STAGED_EXTRA_COLUMNS
+
+log = logging.getLogger(__name__)
+
+FLUSH_ROWS = 100_000
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "DOUBLE": pa.float64(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "VARCHAR[]": pa.list_(pa.string()),
+}
+STAGED_COLUMNS = [(n, t) for n, t, _ in CANONICAL_COLUMNS] + list(CHECK_COLUMNS) + list(STAGED_EXTRA_COLUMNS)
+STAGED_SCHEMA = pa.schema([(n, _ARROW_TYPES[t]) for n, t in STAGED_COLUMNS])
+
+
+class UnknownSourceError(RuntimeError):
+    """Dumps arrived for a source that has no adapter: refusing to ignore them."""
+
+
+@dataclass
+class LoadStats:
+    objects: int = 0
+    lines: int = 0
+    blank_lines: int = 0
+    records: int = 0
+    line_faults: Counter = field(default_factory=Counter)
+    drift: Counter = field(default_factory=Counter)  # (source, field) -> records
+
+    def as_dict(self) -> dict:
+        return {
+            "objects": self.objects,
+            "lines": self.lines,
+            "blank_lines": self.blank_lines,
+            "records": self.records,
+            "line_faults": dict(self.line_faults),
+        }
+
+
+def iter_lines(data: bytes, gzipped: bool) -> Iterator[tuple[bytes | None, str | None]]:
+    """Yield (line, None) for each line, then (None, message) if a gzip stream breaks part-way.
+
+    Reads concatenated gzip members; a truncated or corrupt member keeps every line before the fault."""
+    if not gzipped:
+        lines = data.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()  # the newline that ends the last line does not start another
+        yield from ((line, None) for line in lines)
+        return
+    pending = b""
+    remaining = data
+    while remaining:
+        decomp = zlib.decompressobj(wbits=31)
+        try:
+            out = decomp.decompress(remaining)
+        except zlib.error as exc:
+            out, error = b"", f"corrupt gzip data: {exc}"
+        else:
+            error = None if decomp.eof else "gzip stream ends before its last member is complete (truncated)"
+        chunk = pending + out
+        lines = chunk.split(b"\n")
+        pending = lines.pop()
+        yield from ((line, None) for line in lines)
+        if error:
+            if pending:
+                yield pending, None  # the last decoded (possibly partial) line is still read as a line
+            yield None, error
+            return
+        remaining = decomp.unused_data
+    if pending:
+        yield pending, None
+
+
+class Batch:
+    """Column buffers for staged records, flushed to DuckDB as Arrow."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, batch_hour: datetime):
+        self.con = con
+        self.batch_hour = batch_hour
+        self.rows: list[dict] = []
+        self.next_row_id = 0
+
+    def add(self, row: dict) -> None:
+        row["row_id"] = self.next_row_id
+        row["batch_hour"] = self.batch_hour
+        self.next_row_id += 1
+        self.rows.append(row)
+        if len(self.rows) >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        table = pa.Table.from_pylist(self.rows, schema=STAGED_SCHEMA)
+        self.con.register("staged_chunk", table)
+        self.con.execute("insert into landing.staged_records by name select * from staged_chunk")
+        self.con.unregister("staged_chunk")
+        self.rows = []
+
+
+def _fault(source: str, key: str, line_number: int, code: str, raw_text: str) -> dict:
+    return {"source": source, "object_key": key, "line_number": line_number, "record_index": 0,
+            "line_fault": code, "raw_text": raw_text}
+
+
+def _record_row(record: dict, key: str, line_number: int, index: int) -> dict:
+    record["object_key"] = key
+    record["line_number"] = line_number
+    record["record_index"] = index
+    record["raw"] = dumps(record["raw"])
+    if record["properties"] is not None:
+        record["properties"] = dumps(record["properties"])
+    return record
+
+
+def _read_object(fs, bucket: str, obj: DumpObject, adapter: Adapter, batch: Batch, stats: LoadStats) -> None:
+    data = fs.cat_file(f"{bucket}/{obj.key}")
+    line_number = 0
+    for line, error in iter_lines(data, obj.key.endswith(".gz")):
+        if error is not None:
+            stats.line_faults["corrupt_gzip"] += 1
+            batch.add(_fault(obj.source, obj.key, line_number + 1, "corrupt_gzip",
+                             f"<unreadable after line {line_number}: {error}>"))
+            continue
+        line_number += 1
+        if not line.strip():
+            stats.blank_lines += 1
+            continue
+        stats.lines += 1
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            stats.line_faults["not_utf8"] += 1
+            batch.add(_fault(obj.source, obj.key, line_number, "not_utf8", line.decode("utf-8", "replace")))
+            continue
+        try:
+            envelope = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            stats.line_faults["malformed_json"] += 1
+            batch.add(_fault(obj.source, obj.key, line_number, "malformed_json", text))
+            continue
+        if envelope in ({}, []):
+            stats.line_faults["empty_object"] += 1
+            batch.add(_fault(obj.source, obj.key, line_number, "empty_object", text))
+            continue
+        if not isinstance(envelope, dict):
+            stats.line_faults["not_an_object"] += 1
+            batch.add(_fault(obj.source, obj.key, line_number, "not_an_object", text))
+            continue
+        if adapter.known_fields is not None:
+            body = envelope.get("body")
+            for item in body if isinstance(body, list) else [body]:
+                if isinstance(item, dict):
+                    for name in item.keys() - adapter.known_fields:
+                        stats.drift[(obj.source, name)] += 1
+        try:
+            records = adapter.records(envelope, len(line))
+        except AdapterError as exc:
+            stats.line_faults[exc.code] += 1
+            batch.add(_fault(obj.source, obj.key, line_number, exc.code, text))
+            continue
+        for index, record in enumerate(records):
+            if isinstance(record, AdapterError):
+                row = _fault(obj.source, obj.key, line_number, record.code, text)
+                row["record_index"] = index
+                batch.add(row)
+                continue
+            stats.records += 1
+            batch.add(_record_row(record, obj.key, line_number, index))
+
+
+def load_hour(con: duckdb.DuckDBPyConnection, fs, bucket: str, hour: datetime, objects: list[DumpObject],
+              adapters: dict[str, Adapter]) -> LoadStats:
+    """Replace landing.staged_records of `hour` with every record (and line fault) of its dumps."""
+    unknown = sorted({o.source for o in objects} - set(adapters))
+    if unknown:
+        raise UnknownSourceError(
+            f"dumps for hour {hour:%Y-%m-%dT%H} arrived under raw/{unknown[0]}/ but no adapter or mapping "
+            f"handles source(s) {unknown}: add mappings/<source>.yml (see docs/sources.md) or move the objects"
+        )
+    con.execute("begin transaction")
+    con.execute("delete from landing.staged_records where batch_hour = ?", [hour])
+    con.execute("delete from audit.schema_drift where batch_hour = ?", [hour])
+    batch = Batch(con, hour)
+    stats = LoadStats()
+    for number, obj in enumerate(objects, start=1):
+        _read_object(fs, bucket, obj, adapters[obj.source], batch, stats)
+        stats.objects += 1
+        log.info("read %s/%s %s (%s lines so far)", number, len(objects), obj.key, stats.lines)
+    batch.flush()
+    if stats.drift:
+        con.executemany(
+            "insert into audit.schema_drift values (?, ?, ?, ?)",
+            [[hour, source, name, count] for (source, name), count in sorted(stats.drift.items())],
+        )
+        for (source, name), count in sorted(stats.drift.items()):
+            log.warning("schema drift: %s sends new top-level field %r (%s records); kept in raw", source,
+                        name, count)
+    con.execute("commit")
+    return stats

@@ -1,0 +1,189 @@
+"""The hourly pipeline's stages as plain functions: the DAG's tasks, the demo and the benchmark call them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from event_pipeline import storage
+from event_pipeline.adapters import adapters_for
+from event_pipeline.ingest import load_hour
+from event_pipeline.settings import Settings, get_settings, s3_config
+from event_pipeline.validate import validate_hour
+from event_pipeline.warehouse import connect
+
+log = logging.getLogger(__name__)
+
+# Schemas (and single tables) copied into the analysts' snapshot on publish.
+PUBLISHED_SCHEMAS = ("marts", "segments")
+PUBLISHED_TABLES = ("landing.quarantine", "landing.object_counts", "audit.validation_results",
+                    "audit.schema_drift")
+
+
+def hour_start(value: datetime | str) -> datetime:
+    """Normalise a data-interval start to a naive UTC datetime on the hour, refusing anything else."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    if (value.minute, value.second, value.microsecond) != (0, 0, 0):
+        raise ValueError(f"{value.isoformat()} is not on the hour: a run processes exactly one hour [H, H+1h)")
+    return value
+
+
+def discover(hour: datetime) -> list[dict]:
+    """The hour's dump objects, every source, as plain dicts (they travel through XCom)."""
+    config = s3_config()
+    objects = storage.discover_hour(storage.filesystem(config), config.bucket, hour)
+    log.info("hour %s: %s objects in s3://%s", f"{hour:%Y-%m-%dT%H}", len(objects), config.bucket)
+    return [{"source": o.source, "key": o.key, "size": o.size} for o in objects]
+
+
+def load(hour: datetime, objects: list[dict], settings: Settings | None = None) -> dict:
+    settings = settings or get_settings()
+    config = s3_config()
+    dumps = [storage.DumpObject(**o) for o in objects]
+    with connect(settings.warehouse_path) as con:
+        stats = load_hour(con, storage.filesystem(config), config.bucket, hour, dumps,
+                          adapters_for(settings.mappings_dir))
+    log.info("hour %s loaded: %s", f"{hour:%Y-%m-%dT%H}", stats.as_dict())
+    return stats.as_dict()
+
+
+def validate(hour: datetime, settings: Settings | None = None, historical: bool = False) -> dict:
+    """GX validation + quarantine. `historical` lifts the late-event limit (a one-off import of old data)."""
+    settings = settings or get_settings()
+    with connect(settings.warehouse_path) as con:
+        outcome = validate_hour(
+            con, hour, adapters_for(settings.mappings_dir),
+            future_skew=settings.future_skew,
+            late_limit=None if historical else settings.late_event_limit,
+            chunk_rows=settings.validation_chunk_rows,
+            max_invalid_share=settings.max_invalid_share,
+            expected_sources=settings.expected_sources,
+            data_docs_dir=settings.gx_dir / "data_docs" if settings.data_docs else None,
+        )
+    log.info("hour %s validated: %s", f"{hour:%Y-%m-%dT%H}", outcome.as_dict())
+    return outcome.as_dict()
+
+
+class DbtBuildError(RuntimeError):
+    """dbt build failed; the message lists the failing models and tests."""
+
+
+def dbt_build(hour: datetime, settings: Settings | None = None, full_refresh: bool = False) -> dict:
+    """`dbt build` of the whole project for one batch hour, in-process (one DuckDB writer)."""
+    from dbt.cli.main import dbtRunner
+
+    settings = settings or get_settings()
+    args = [
+        "build",
+        "--project-dir", str(settings.dbt_project_dir),
+        "--profiles-dir", str(settings.dbt_project_dir),
+        "--target-path", str(settings.home / "dbt_target"),
+        "--log-path", str(settings.home / "dbt_logs"),
+        "--vars", json.dumps({"batch_hour": f"{hour:%Y-%m-%d %H:%M:%S}"}),
+        # unit tests check model logic, not data: they run in `make test`, not every hour
+        "--exclude", "resource_type:unit_test",
+    ]
+    if full_refresh:
+        args.append("--full-refresh")
+    started = time.monotonic()
+    # profiles.yml reads the warehouse path from the environment; set it for this call only
+    previous = os.environ.get("EVENTS_WAREHOUSE_PATH")
+    os.environ["EVENTS_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    try:
+        result = dbtRunner().invoke(args)
+    finally:
+        if previous is None:
+            os.environ.pop("EVENTS_WAREHOUSE_PATH", None)
+        else:
+            os.environ["EVENTS_WAREHOUSE_PATH"] = previous
+    failures = []
+    for node in getattr(result.result, "results", None) or []:
+        status = str(getattr(node, "status", ""))
+        if status.lower() in ("error", "fail"):
+            failures.append(f"{node.node.unique_id}: {status}: {(node.message or '').strip()[:300]}")
+    if not result.success:
+        detail = "; ".join(failures) or repr(result.exception)
+        raise DbtBuildError(f"dbt build for hour {hour:%Y-%m-%dT%H} failed: {detail}. Logs: "
+                            f"{settings.home / 'dbt_logs'}; fix the model or data and rerun the task")
+    nodes = len(getattr(result.result, "results", None) or [])
+    log.info("dbt build for %s: %s nodes in %.1fs", f"{hour:%Y-%m-%dT%H}", nodes, time.monotonic() - started)
+    return {"nodes": nodes, "seconds": round(time.monotonic() - started, 2)}
+
+
+def segment(hour: datetime, settings: Settings | None = None) -> dict:
+    """Evaluate every segment definition as of the end of the hour."""
+    from event_pipeline.segments import evaluate_segments
+
+    settings = settings or get_settings()
+    as_of = hour + timedelta(hours=1)
+    with connect(settings.warehouse_path) as con:
+        sizes = evaluate_segments(con, as_of, settings.segments_dir)
+    log.info("segments as of %s: %s", as_of, sizes)
+    return sizes
+
+
+def publish(hour: datetime, settings: Settings | None = None) -> dict:
+    """Copy the analyst-facing tables into a new snapshot file and swap it in atomically.
+
+    Readers open analytics.duckdb read-only; os.replace swaps the directory entry in one step, so a reader
+    sees either the previous complete snapshot or the new one, never a half-written hour, and readers that
+    already hold the old file keep reading it (the inode lives until they close it)."""
+    settings = settings or get_settings()
+    target = settings.analytics_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}-{os.getpid()}-{time.time_ns()}.duckdb")
+    started = time.monotonic()
+    with connect(settings.warehouse_path) as con:
+        con.execute(f"attach '{tmp}' as snapshot")
+        try:
+            tables = con.execute(
+                "select table_schema, table_name from information_schema.tables "
+                "where table_catalog = current_database() and (table_schema in ? or "
+                "table_schema || '.' || table_name in ?) order by all",
+                [list(PUBLISHED_SCHEMAS), list(PUBLISHED_TABLES)],
+            ).fetchall()
+            for schema in sorted({s for s, _ in tables}):
+                con.execute(f'create schema snapshot."{schema}"')
+            for schema, table in tables:
+                con.execute(f'create table snapshot."{schema}"."{table}" as select * from "{schema}"."{table}"')
+            con.execute("create schema if not exists snapshot.meta")
+            con.execute("create table snapshot.meta.snapshot as select ?::timestamp as last_batch_hour, "
+                        "now()::timestamp as published_at", [hour])
+        finally:
+            con.execute("detach snapshot")
+    os.replace(tmp, target)
+    seconds = round(time.monotonic() - started, 2)
+    log.info("published %s tables to %s in %.2fs", len(tables), target, seconds)
+    return {"tables": len(tables), "path": str(target), "seconds": seconds}
+
+
+def run_hour(hour: datetime, settings: Settings | None = None) -> dict:
+    """Every stage for one hour, in-process (the benchmark's data path; the DAG runs the same functions)."""
+    settings = settings or get_settings()
+    timings: dict[str, float] = {}
+
+    def timed(name, fn, *args):
+        started = time.monotonic()
+        out = fn(*args)
+        timings[name] = round(time.monotonic() - started, 3)
+        return out
+
+    objects = timed("discover", discover, hour)
+    loaded = timed("load", load, hour, objects, settings)
+    validated = timed("validate", validate, hour, settings)
+    timed("dbt_build", dbt_build, hour, settings)
+    sizes = timed("segment", segment, hour, settings)
+    timed("publish", publish, hour, settings)
+    return {"loaded": loaded, "validated": validated, "segments": sizes, "timings": timings}
+
+
+def default_paths() -> dict[str, Path]:
+    s = get_settings()
+    return {"warehouse": s.warehouse_path, "analytics": s.analytics_path, "gx": s.gx_dir}

@@ -1,0 +1,60 @@
+"""The DuckDB warehouse: connections and the landing / audit tables the loader owns."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from event_pipeline.adapters import CHECK_COLUMNS
+from event_pipeline.contract import CANONICAL_COLUMNS, canonical_ddl, quarantine_ddl
+
+STAGED_EXTRA_COLUMNS = (("row_id", "BIGINT"), ("line_fault", "VARCHAR"), ("raw_text", "VARCHAR"))
+
+AUDIT_DDL = (
+    """create table if not exists landing.object_counts (
+        batch_hour timestamp, source varchar, object_key varchar,
+        records_read bigint, records_valid bigint, records_quarantined bigint
+    )""",
+    """create table if not exists audit.validation_results (
+        batch_hour timestamp, source varchar, suite varchar, expectation varchar, column_name varchar,
+        reason_code varchar, notes varchar, element_count bigint, unexpected_count bigint, success boolean
+    )""",
+    """create table if not exists audit.schema_drift (
+        batch_hour timestamp, source varchar, field varchar, records bigint
+    )""",
+    """create table if not exists audit.pipeline_runs (
+        run_id varchar, batch_hour timestamp, task varchar, finished_at timestamp, details json
+    )""",
+)
+
+
+def staged_ddl(table: str) -> str:
+    cols = [(n, t) for n, t, _ in CANONICAL_COLUMNS] + list(CHECK_COLUMNS) + list(STAGED_EXTRA_COLUMNS)
+    body = ",\n    ".join(f"{n} {'VARCHAR' if n == 'raw' else t}" for n, t in cols)
+    return f"create table if not exists {table} (\n    {body}\n)"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for schema in ("landing", "audit"):
+        con.execute(f"create schema if not exists {schema}")
+    con.execute(canonical_ddl("landing.events"))
+    con.execute(quarantine_ddl("landing.quarantine"))
+    con.execute(staged_ddl("landing.staged_records"))
+    for ddl in AUDIT_DDL:
+        con.execute(ddl)
+
+
+@contextmanager
+def connect(path: Path, read_only: bool = False):
+    """A connection to the warehouse file; closes (and so releases the file lock) on exit."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        if not read_only:
+            ensure_schema(con)
+        yield con
+    finally:
+        con.close()
