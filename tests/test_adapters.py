@@ -150,3 +150,13 @@ def test_a_bad_mapping_names_the_file_and_field(tmp_path):
     path.write_text("source: x\nfields:\n  user: actor.login\n")
     with pytest.raises(MappingError, match=r"bad.yml: fields.user is not a canonical field"):
         load_mapping(path)
+
+
+def test_docs_describe_every_canonical_column_and_reason():
+    from event_pipeline.contract import CANONICAL_COLUMNS, REASONS
+
+    doc = (REPO / "docs" / "sources.md").read_text()
+    for name, _, _ in CANONICAL_COLUMNS:
+        assert f"| `{name}` |" in doc, f"docs/sources.md does not describe {name}"
+    for code in REASONS:
+        assert f"| `{code}` |" in doc, f"docs/sources.md does not describe reason {code}"

@@ -75,6 +75,19 @@ class DbtBuildError(RuntimeError):
     """dbt build failed; the message lists the failing models and tests."""
 
 
+def _release_dbt_duckdb() -> None:
+    """dbt-duckdb keeps its DuckDB instance open for the life of the process; close it so the warehouse
+    file is free for the next writer (or reader) in the same process (dag.test, the demo, the benchmark)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        try:
+            env.close()
+        finally:
+            DuckDBConnectionManager._ENV = None
+
+
 def dbt_build(hour: datetime, settings: Settings | None = None, full_refresh: bool = False) -> dict:
     """`dbt build` of the whole project for one batch hour, in-process (one DuckDB writer)."""
     from dbt.cli.main import dbtRunner
@@ -99,6 +112,7 @@ def dbt_build(hour: datetime, settings: Settings | None = None, full_refresh: bo
     try:
         result = dbtRunner().invoke(args)
     finally:
+        _release_dbt_duckdb()
         if previous is None:
             os.environ.pop("EVENTS_WAREHOUSE_PATH", None)
         else:
@@ -154,8 +168,10 @@ def publish(hour: datetime, settings: Settings | None = None) -> dict:
             for schema, table in tables:
                 con.execute(f'create table snapshot."{schema}"."{table}" as select * from "{schema}"."{table}"')
             con.execute("create schema if not exists snapshot.meta")
-            con.execute("create table snapshot.meta.snapshot as select ?::timestamp as last_batch_hour, "
-                        "now()::timestamp as published_at", [hour])
+            con.execute(
+                "create table snapshot.meta.snapshot as select ?::timestamp as published_batch_hour, "
+                "(select max(batch_hour) from landing.object_counts) as latest_batch_hour, "
+                "now()::timestamp as published_at", [hour])
         finally:
             con.execute("detach snapshot")
     os.replace(tmp, target)

@@ -1,0 +1,51 @@
+"""Stand-ins for the dbt context and the project's macros, for sqlfluff's jinja templater.
+
+sqlfluff provides ref, source, var, config, this and is_incremental itself. The project's scope
+macros are stubbed with representative SQL of an hourly run (rather than loaded from macros/):
+sqlfluff's macro wrapper lets a nested macro's `return` escape to the outermost call, which
+would render is_full_scope() inside another macro as the text "False".
+"""
+
+from types import SimpleNamespace
+
+
+class _Adapter:
+    @staticmethod
+    def get_relation(database=None, schema=None, identifier=None):
+        return f"{schema}.{identifier}"
+
+
+adapter = _Adapter()
+execute = True
+flags = SimpleNamespace(FULL_REFRESH=False)
+target = SimpleNamespace(schema="main", database="warehouse")
+
+_SCOPE = "select event_hour from intermediate.int_run_scope"
+
+
+def is_full_scope():
+    return False
+
+
+def batch_hour_sql():
+    return "date_trunc('hour', cast('2026-11-20 05:00:00' as timestamp))"
+
+
+def event_hour_in_scope(column="event_hour"):
+    return f"{column} in ({_SCOPE})"
+
+
+def events_affected_hours():
+    return _SCOPE
+
+
+def affected_batch_hours():
+    return f"select {batch_hour_sql()} as batch_hour"
+
+
+def scope_daily_activity(date_column="activity_date"):
+    return f"{date_column} in (select cast(event_hour as date) from intermediate.int_run_scope)"
+
+
+def scope_sessions():
+    return "user_key in (select user_key from intermediate.int_identity_map)"

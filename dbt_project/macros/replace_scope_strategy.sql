@@ -1,0 +1,29 @@
+{#- Incremental strategy `replace_scope`: delete the partitions this run owns, then insert the
+    freshly computed rows. Unlike delete+insert on a unique_key it also empties partitions that
+    no longer have any rows (a rerun hour that lost records, an event whose kept copy moved).
+
+    The model names its scope with config `scope_predicate`: the name of a macro that returns a
+    SQL predicate over the target's columns. The model's query must produce exactly the rows
+    that satisfy that predicate. -#}
+{% macro get_incremental_replace_scope_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set dest_columns = arg_dict['dest_columns'] -%}
+    {%- set scope_macro_name = config.get('scope_predicate') -%}
+    {%- if not scope_macro_name -%}
+        {{ exceptions.raise_compiler_error(
+            'incremental_strategy replace_scope needs config scope_predicate (a macro name)'
+        ) }}
+    {%- endif -%}
+    {%- set scope_macro = context.get(scope_macro_name) -%}
+    {%- if scope_macro is none -%}
+        {{ exceptions.raise_compiler_error('no macro named ' ~ scope_macro_name) }}
+    {%- endif -%}
+    {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute='name')) -%}
+    delete from {{ target }}
+    where {{ scope_macro() }};
+
+    insert into {{ target }} ({{ dest_cols_csv }})
+    select {{ dest_cols_csv }}
+    from {{ source }}
+{%- endmacro %}

@@ -1,0 +1,165 @@
+{#- Helpers that tell a model what this run covers.
+
+    An hourly run is `dbt build --vars '{"batch_hour": "2026-11-20 05:00:00"}'`. It recomputes only
+    the partitions that landing rows of that dump hour can change; `int_run_scope` lists those
+    event hours. A run with `--full-refresh`, with `full_history: true`, or without a batch_hour
+    recomputes everything ("full scope"). -#}
+
+{% macro is_full_scope() -%}
+    {%- set full_history = var('full_history', false) -%}
+    {{- return(
+        flags.FULL_REFRESH
+        or full_history in [true, 'true', 'True', 1, '1']
+        or var('batch_hour', none) in [none, '', 'null', 'None']
+    ) -}}
+{%- endmacro %}
+
+{#- The run's dump hour as a SQL timestamp literal (truncated to the hour; NULL in full scope
+    without a batch hour). Accepts "YYYY-MM-DD HH:MM:SS" and ISO "YYYY-MM-DDTHH:MM:SS[+00:00]". -#}
+{% macro batch_hour_sql() -%}
+    {%- set raw = var('batch_hour', none) -%}
+    {%- if raw in [none, '', 'null', 'None'] -%}
+        cast(null as timestamp)
+    {%- else -%}
+        {%- set text = (raw | string)[:19] | replace('T', ' ') -%}
+        date_trunc('hour', cast('{{ text }}' as timestamp))
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Subquery: the event hours this run recomputes. -#}
+{% macro affected_event_hours() -%}
+    select event_hour from {{ ref('int_run_scope') }}
+{%- endmacro %}
+
+{#- Predicate on a relation's event_hour column: true for the partitions this run rewrites. -#}
+{% macro event_hour_in_scope(column='event_hour') -%}
+    {%- if is_full_scope() -%}
+        true
+    {%- else -%}
+        {{ column }} in ({{ affected_event_hours() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Subquery: user keys whose identity mapping changed in this run (the new key and the key it
+    replaced), from the stamps int_identity_map writes. -#}
+{% macro changed_user_keys() -%}
+    select user_key
+    from {{ ref('int_identity_map') }}
+    where changed_batch_hour = {{ batch_hour_sql() }}
+        and user_key is not null
+    union
+    select previous_user_key as user_key
+    from {{ ref('int_identity_map') }}
+    where changed_batch_hour = {{ batch_hour_sql() }}
+        and previous_user_key is not null
+{%- endmacro %}
+
+{#- Scope predicates named by models' `scope_predicate` config; the replace_scope strategy calls
+    them to delete the partitions a run rewrites. They run before the insert, so a predicate that
+    reads `this` sees the table as it was before the run, exactly as the model's query did. -#}
+
+{% macro scope_event_hours() -%}
+    {{ return(event_hour_in_scope('event_hour')) }}
+{%- endmacro %}
+
+{% macro scope_events() -%}
+    {%- if is_full_scope() -%}
+        true
+    {%- else -%}
+        event_hour in ({{ events_affected_hours() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Event hours the events mart rewrites: the run's scope plus every hour holding an event whose
+    user_key no longer matches the identity map (identity merges and splits). -#}
+{% macro events_affected_hours() -%}
+    {{ affected_event_hours() }}
+    {%- if is_incremental() %}
+    union
+    select existing.event_hour
+    from {{ this }} as existing
+    left join {{ ref('int_identity_map') }} as identity_map
+        on existing.identity_type = identity_map.id_type
+        and existing.identity_value = identity_map.id_value
+    where existing.user_key is distinct from identity_map.user_key
+    {%- endif %}
+{%- endmacro %}
+
+{#- User keys whose sessions this run rebuilds. -#}
+{% macro sessions_affected_user_keys() -%}
+    select user_key
+    from {{ ref('events') }}
+    where user_key is not null
+        and {{ event_hour_in_scope('event_hour') }}
+    union
+    {{ changed_user_keys() }}
+    {%- if is_incremental() %}
+    union
+    select existing.user_key
+    from {{ this }} as existing
+    inner join {{ ref('int_run_scope') }} as scope
+        on existing.started_at < scope.event_hour + interval 1 hour
+        and existing.ended_at >= scope.event_hour
+    union
+    select existing.user_key
+    from {{ this }} as existing
+    where existing.user_key not in (
+        select identity_map.user_key
+        from {{ ref('int_identity_map') }} as identity_map
+        where identity_map.user_key is not null
+    )
+    {%- endif %}
+{%- endmacro %}
+
+{% macro scope_sessions() -%}
+    {%- if is_full_scope() -%}
+        true
+    {%- else -%}
+        user_key in ({{ sessions_affected_user_keys() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- daily_user_activity rewrites every user's row on the dates of the affected event hours, and every
+    row of a user key whose identity changed. -#}
+{% macro daily_activity_changed_user_keys() -%}
+    {{ changed_user_keys() }}
+    {%- if is_incremental() %}
+    union
+    select existing.user_key
+    from {{ this }} as existing
+    where existing.user_key not in (
+        select identity_map.user_key
+        from {{ ref('int_identity_map') }} as identity_map
+        where identity_map.user_key is not null
+    )
+    {%- endif %}
+{%- endmacro %}
+
+{% macro scope_daily_activity(date_column='activity_date') -%}
+    {%- if is_full_scope() -%}
+        true
+    {%- else -%}
+        (
+            {{ date_column }} in (select distinct cast(event_hour as date) from {{ ref('int_run_scope') }})
+            or user_key in ({{ daily_activity_changed_user_keys() }})
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- hourly_load_stats rewrites the run's dump hour and every dump hour that delivered a row into an
+    affected event hour (their kept / duplicate counts can change). -#}
+{% macro affected_batch_hours() -%}
+    select {{ batch_hour_sql() }} as batch_hour
+    union
+    select batch_hour
+    from {{ ref('int_event_deliveries_classified') }}
+    where {{ event_hour_in_scope('event_hour') }}
+{%- endmacro %}
+
+{% macro scope_batch_hours() -%}
+    {%- if is_full_scope() -%}
+        true
+    {%- else -%}
+        batch_hour in ({{ affected_batch_hours() }})
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,109 @@
+{#- Connected components of the identity graph: one row per known id with its user_key.
+
+    Nodes are the id every event is attributed to plus both ends of every link. Each node starts
+    labelled with itself ("<id_type>:<id_value>"); labels flow along links (both directions) to
+    nodes with a larger label, so every node ends up reached by the smallest node of its
+    component. user_key = 'u_' || first 16 hex digits of md5(that smallest node): a function of
+    the component's members only, so any input order gives the same mapping. -#}
+
+with recursive
+
+events as (
+
+    select * from {{ ref('int_events_deduped') }}
+
+),
+
+links as (
+
+    select * from {{ ref('int_identity_links') }}
+
+),
+
+observed_ids as (
+
+    select
+        identity_type as id_type,
+        identity_value as id_value
+    from events
+    where identity_value is not null
+    union
+    select
+        from_id_type as id_type,
+        from_id_value as id_value
+    from links
+    union
+    select
+        to_id_type as id_type,
+        to_id_value as id_value
+    from links
+
+),
+
+nodes as (
+
+    select
+        id_type,
+        id_value,
+        id_type || ':' || id_value as node
+    from observed_ids
+
+),
+
+edges as (
+
+    select
+        from_id_type || ':' || from_id_value as from_node,
+        to_id_type || ':' || to_id_value as to_node
+    from links
+    union
+    select
+        to_id_type || ':' || to_id_value as from_node,
+        from_id_type || ':' || from_id_value as to_node
+    from links
+
+),
+
+reachable as (
+
+    select
+        node,
+        node as component_label
+    from nodes
+
+    union
+
+    select
+        edges.to_node as node,
+        reachable.component_label
+    from reachable
+    inner join edges
+        on reachable.node = edges.from_node
+    where reachable.component_label < edges.to_node
+
+),
+
+components as (
+
+    select
+        node,
+        min(component_label) as component_root
+    from reachable
+    group by node
+
+),
+
+final as (
+
+    select
+        nodes.id_type,
+        nodes.id_value,
+        components.component_root,
+        'u_' || left(md5(components.component_root), 16) as user_key
+    from nodes
+    inner join components
+        on nodes.node = components.node
+
+)
+
+select * from final

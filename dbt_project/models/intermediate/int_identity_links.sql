@@ -1,0 +1,94 @@
+{#- Every link between two ids that an event asserts:
+      * Trak.io alias: the distinct_id (user_id) and each of its alias_ids are one person;
+      * Orbee: an event's instance_id and its user_id / anonymous_id are one shopper.
+    Ids are typed (user_id, anonymous_id, instance_id); Trak.io alias ids are user ids. -#}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_deduped') }}
+    where message_type != 'annotate'
+
+),
+
+trakio_aliases as (
+
+    select
+        event_id,
+        event_time,
+        source_name,
+        'trakio_alias' as link_type,
+        'user_id' as from_id_type,
+        nullif(user_id, '') as from_id_value,
+        'user_id' as to_id_type,
+        nullif(unnest(alias_ids), '') as to_id_value
+    from events
+    where
+        source_name = 'trakio'
+        and message_type = 'alias'
+
+),
+
+orbee_instance_users as (
+
+    select
+        event_id,
+        event_time,
+        source_name,
+        'orbee_instance' as link_type,
+        'instance_id' as from_id_type,
+        nullif(instance_id, '') as from_id_value,
+        'user_id' as to_id_type,
+        nullif(user_id, '') as to_id_value
+    from events
+    where source_name = 'orbee'
+
+),
+
+orbee_instance_anonymous_ids as (
+
+    select
+        event_id,
+        event_time,
+        source_name,
+        'orbee_instance' as link_type,
+        'instance_id' as from_id_type,
+        nullif(instance_id, '') as from_id_value,
+        'anonymous_id' as to_id_type,
+        nullif(anonymous_id, '') as to_id_value
+    from events
+    where source_name = 'orbee'
+
+),
+
+links as (
+
+    select * from trakio_aliases
+    union all
+    select * from orbee_instance_users
+    union all
+    select * from orbee_instance_anonymous_ids
+
+),
+
+final as (
+
+    select distinct
+        event_id,
+        event_time,
+        source_name,
+        link_type,
+        from_id_type,
+        from_id_value,
+        to_id_type,
+        to_id_value
+    from links
+    where
+        from_id_value is not null
+        and to_id_value is not null
+        and not (from_id_type = to_id_type and from_id_value = to_id_value)
+
+)
+
+select * from final

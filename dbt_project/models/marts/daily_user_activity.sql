@@ -1,0 +1,43 @@
+{#- One row per user_key per UTC date with activity. A run rewrites the dates of the affected event
+    hours (for every user) and every date of a user whose identity changed. -#}
+
+-- the run's scope macros read these in hourly runs only
+-- depends_on: {{ ref('int_run_scope') }}
+-- depends_on: {{ ref('int_identity_map') }}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        scope_predicate='scope_daily_activity',
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('events') }}
+    where
+        user_key is not null
+        and {{ scope_daily_activity('event_date') }}
+
+),
+
+final as (
+
+    select
+        user_key,
+        event_date as activity_date,
+        cast(count(*) as bigint) as event_count,
+        cast(coalesce(sum(event_value), 0) as double) as total_value,
+        cast(count(distinct event_name) as bigint) as distinct_event_names,
+        min(event_time) as first_event_at,
+        max(event_time) as last_event_at
+    from events
+    group by user_key, event_date
+
+)
+
+select * from final

@@ -1,0 +1,59 @@
+{#- One row per conflicting copy: a delivery whose event_id was already delivered with a different
+    payload. The first delivery is the one kept in events; this records the copy that lost. -#}
+
+-- the run's scope macros read these in hourly runs only
+-- depends_on: {{ ref('int_run_scope') }}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        scope_predicate='scope_event_hours',
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+classified_deliveries as (
+
+    select * from {{ ref('int_event_deliveries_classified') }}
+    where
+        dedupe_status = 'conflicting_copy'
+        and {{ event_hour_in_scope('event_hour') }}
+
+),
+
+deliveries as (
+
+    select * from {{ ref('int_events_unioned') }}
+    where {{ event_hour_in_scope('event_hour') }}
+
+),
+
+final as (
+
+    select
+        classified_deliveries.delivery_key,
+        classified_deliveries.event_id,
+        classified_deliveries.source_name,
+        classified_deliveries.message_type,
+        classified_deliveries.event_time,
+        classified_deliveries.event_hour,
+        classified_deliveries.received_at,
+        classified_deliveries.batch_hour,
+        classified_deliveries.object_key,
+        classified_deliveries.line_number,
+        classified_deliveries.record_index,
+        classified_deliveries.copy_rank,
+        classified_deliveries.payload_hash,
+        classified_deliveries.kept_delivery_key,
+        classified_deliveries.kept_payload_hash,
+        deliveries.raw_record
+    from classified_deliveries
+    inner join deliveries
+        on classified_deliveries.delivery_key = deliveries.delivery_key
+
+)
+
+select * from final

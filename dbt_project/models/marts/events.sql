@@ -1,0 +1,102 @@
+{#- One row per deduplicated event (every message type except Trak.io annotate), attributed to
+    the person (user_key) its id belongs to. Partitioned by event hour: a run rewrites the
+    affected event hours plus the hours of events whose user_key changed. -#}
+
+-- the run's scope macros read these in hourly runs only
+-- depends_on: {{ ref('int_run_scope') }}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        scope_predicate='scope_events',
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+deduped_events as (
+
+    select * from {{ ref('int_events_deduped') }}
+    where message_type != 'annotate'
+
+),
+
+identity_map as (
+
+    select * from {{ ref('int_identity_map') }}
+    where user_key is not null
+
+),
+
+{% if is_full_scope() -%}
+
+scoped_events as (
+
+    select * from deduped_events
+
+),
+
+{%- else -%}
+
+affected_event_hours as (
+
+    {{ events_affected_hours() }}
+
+),
+
+scoped_events as (
+
+    select * from deduped_events
+    where event_hour in (select affected_event_hours.event_hour from affected_event_hours)
+
+),
+
+{%- endif %}
+
+final as (
+
+    select
+        scoped_events.event_id,
+        identity_map.user_key,
+        scoped_events.message_type,
+        scoped_events.source_name,
+        scoped_events.event_name,
+        scoped_events.event_time,
+        scoped_events.event_hour,
+        cast(scoped_events.event_time as date) as event_date,
+        scoped_events.received_at,
+        scoped_events.identity_type,
+        scoped_events.identity_value,
+        scoped_events.user_id,
+        scoped_events.anonymous_id,
+        scoped_events.instance_id,
+        scoped_events.alias_ids,
+        scoped_events.event_value,
+        scoped_events.properties,
+        scoped_events.idempotency_key,
+        scoped_events.brand_id,
+        scoped_events.company_id,
+        scoped_events.account_id,
+        scoped_events.tracker_id,
+        scoped_events.channel,
+        scoped_events.action,
+        scoped_events.object_name,
+        scoped_events.vendor,
+        scoped_events.product,
+        scoped_events.attachments,
+        scoped_events.payload_hash,
+        scoped_events.batch_hour,
+        scoped_events.object_key,
+        scoped_events.line_number,
+        scoped_events.record_index
+    from scoped_events
+    left join identity_map
+        on
+            scoped_events.identity_type = identity_map.id_type
+            and scoped_events.identity_value = identity_map.id_value
+
+)
+
+select * from final

@@ -1,0 +1,22 @@
+with
+
+source as (
+
+    select * from {{ source('landing', 'object_counts') }}
+
+),
+
+renamed as (
+
+    select
+        cast(batch_hour as timestamp) as batch_hour,
+        source as source_name,
+        object_key,
+        cast(records_read as bigint) as records_read,
+        cast(records_valid as bigint) as records_valid,
+        cast(records_quarantined as bigint) as records_quarantined
+    from source
+
+)
+
+select * from renamed

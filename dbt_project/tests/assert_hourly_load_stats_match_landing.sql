@@ -1,0 +1,43 @@
+{#- Each dump hour's valid landing rows are all accounted for in hourly_load_stats: loaded or
+    removed as duplicates (records_valid from the loader's counts must match too). -#}
+
+with
+
+deliveries as (
+
+    select
+        batch_hour,
+        source_name,
+        count(*) as landing_rows
+    from {{ ref('int_events_unioned') }}
+    group by batch_hour, source_name
+
+),
+
+stats as (
+
+    select * from {{ ref('hourly_load_stats') }}
+
+),
+
+final as (
+
+    select
+        coalesce(deliveries.batch_hour, stats.batch_hour) as batch_hour,
+        coalesce(deliveries.source_name, stats.source_name) as source_name,
+        deliveries.landing_rows,
+        stats.records_valid,
+        stats.events_loaded,
+        stats.duplicates_removed
+    from deliveries
+    full outer join stats
+        on
+            deliveries.batch_hour = stats.batch_hour
+            and deliveries.source_name = stats.source_name
+    where
+        coalesce(deliveries.landing_rows, 0) != coalesce(stats.events_loaded + stats.duplicates_removed, 0)
+        or coalesce(deliveries.landing_rows, 0) != coalesce(stats.records_valid, 0)
+
+)
+
+select * from final

@@ -1,0 +1,480 @@
+"""The dbt project end to end on a small handcrafted warehouse.
+
+Each test builds its own DuckDB file with the loader's landing tables, runs dbt in-process for
+dump hours the way the hourly DAG does (`--vars '{"batch_hour": ...}'`) and checks exact
+outcomes: dedupe (event_id, SuprSend idempotency, conflicting copies), hourly load stats,
+identity stitching, sessions, and that hour-by-hour runs in any order, a rerun, a full refresh
+and a full_history run all give identical marts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+try:
+    from event_pipeline.contract import CANONICAL_COLUMN_NAMES, canonical_ddl, quarantine_ddl
+except ImportError:  # the package is not installed (editable) yet
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+    from event_pipeline.contract import CANONICAL_COLUMN_NAMES, canonical_ddl, quarantine_ddl
+
+from dbt.cli.main import dbtRunner
+
+PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+
+MARTS = (
+    "events",
+    "annotations",
+    "event_id_conflicts",
+    "hourly_load_stats",
+    "identities",
+    "identity_merges",
+    "users",
+    "sessions",
+    "daily_user_activity",
+)
+
+H1 = datetime(2026, 11, 20, 5)
+H2 = datetime(2026, 11, 20, 6)
+H3 = datetime(2026, 11, 20, 7)
+
+
+def user_key(*nodes: str) -> str:
+    """The user_key of a component: md5 of its smallest '<id_type>:<id_value>'."""
+    return "u_" + hashlib.md5(min(nodes).encode()).hexdigest()[:16]
+
+
+# --- landing rows -------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """One dump hour as the loader writes it: valid records plus per-object counts."""
+
+    hour: datetime
+    rows: list[dict] = field(default_factory=list)
+    quarantined: dict[str, int] = field(default_factory=dict)  # source -> records quarantined
+
+    def add(self, source: str, event_id: str, event_time: datetime, *, received_at: datetime | None = None,
+            payload: str | None = None, **values) -> Batch:
+        line = sum(1 for row in self.rows if row["source"] == source) + 1
+        row = dict.fromkeys(CANONICAL_COLUMN_NAMES)
+        row.update(
+            event_id=event_id,
+            message_type="track",
+            source=source,
+            event_name="evt",
+            event_time=event_time,
+            received_at=received_at or event_time + timedelta(seconds=5),
+            object_key=f"{source}/{self.hour:%Y%m%d%H}.jsonl.gz",
+            line_number=line,
+            record_index=0,
+            payload_hash=payload or f"hash-{event_id}",
+            batch_hour=self.hour,
+        )
+        row.update(values)
+        if row["raw"] is None:
+            row["raw"] = json.dumps({"id": event_id, "payload": row["payload_hash"]})
+        if isinstance(row["properties"], dict):
+            row["properties"] = json.dumps(row["properties"], separators=(",", ":"))
+        self.rows.append(row)
+        return self
+
+    def object_counts(self) -> list[tuple]:
+        sources = sorted({row["source"] for row in self.rows} | set(self.quarantined))
+        counts = []
+        for source in sources:
+            valid = sum(1 for row in self.rows if row["source"] == source)
+            bad = self.quarantined.get(source, 0)
+            counts.append((self.hour, source, f"{source}/{self.hour:%Y%m%d%H}.jsonl.gz", valid + bad, valid, bad))
+        return counts
+
+
+class Warehouse:
+    def __init__(self, path: Path):
+        self.path = path
+        with duckdb.connect(str(path)) as con:
+            con.execute("create schema if not exists landing")
+            con.execute(canonical_ddl("landing.events"))
+            con.execute(quarantine_ddl("landing.quarantine"))
+            con.execute(
+                "create table if not exists landing.object_counts (batch_hour timestamp, source varchar, "
+                "object_key varchar, records_read bigint, records_valid bigint, records_quarantined bigint)"
+            )
+
+    def load(self, batch: Batch) -> None:
+        """What the loader does for a dump hour: replace every landing row of that batch_hour."""
+        columns = ", ".join(CANONICAL_COLUMN_NAMES)
+        params = ", ".join("?" for _ in CANONICAL_COLUMN_NAMES)
+        with duckdb.connect(str(self.path)) as con:
+            con.execute("begin")
+            for table in ("landing.events", "landing.object_counts", "landing.quarantine"):
+                con.execute(f"delete from {table} where batch_hour = ?", [batch.hour])
+            for row in batch.rows:
+                con.execute(f"insert into landing.events ({columns}) values ({params})",
+                            [row[name] for name in CANONICAL_COLUMN_NAMES])
+            for counts in batch.object_counts():
+                con.execute("insert into landing.object_counts values (?, ?, ?, ?, ?, ?)", list(counts))
+            con.execute("commit")
+
+    def query(self, sql: str, params: Iterable | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.path)) as con:
+            return con.execute(sql, list(params or [])).fetchall()
+
+    def snapshot(self) -> dict[str, list[tuple]]:
+        """Every mart's full contents, rows sorted, JSON and lists rendered as text."""
+        tables = {}
+        with duckdb.connect(str(self.path)) as con:
+            for mart in MARTS:
+                columns = [r[0] for r in con.execute(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = 'marts' and table_name = ? order by ordinal_position", [mart]
+                ).fetchall()]
+                select = ", ".join(f'cast("{c}" as varchar)' for c in columns)
+                rows = con.execute(f"select {select} from marts.{mart}").fetchall()
+                tables[mart] = sorted(rows, key=lambda row: tuple("" if v is None else v for v in row))
+        return tables
+
+
+class Dbt:
+    """dbt in-process against one warehouse, reusing one parsed manifest (parsing is most of a run)."""
+
+    def __init__(self, tmp_path: Path, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch, manifest=None):
+        self.warehouse = warehouse
+        self.monkeypatch = monkeypatch
+        self.manifest = manifest
+        monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        self.base = [
+            "--project-dir", str(PROJECT_DIR),
+            "--profiles-dir", str(PROJECT_DIR),
+            "--target-path", str(tmp_path / "dbt-target"),
+            "--log-path", str(tmp_path / "dbt-logs"),
+        ]
+
+    def __call__(self, command: str, *args: str, batch_hour: datetime | None = None,
+                 variables: dict | None = None):
+        variables = dict(variables or {})
+        if batch_hour is not None:
+            variables["batch_hour"] = f"{batch_hour:%Y-%m-%d %H:%M:%S}"
+        self.monkeypatch.setenv("EVENTS_WAREHOUSE_PATH", str(self.warehouse.path))
+        cli = [command, *self.base, "--quiet", "--vars", json.dumps(variables), *args]
+        result = dbtRunner(manifest=self.manifest).invoke(cli)
+        if not result.success:
+            failures = []
+            for node in getattr(result.result, "results", None) or []:
+                if str(node.status) not in ("success", "pass"):
+                    failures.append(f"{node.node.name}: {node.status}: {node.message}")
+            raise AssertionError(f"dbt {' '.join(cli)} failed: {result.exception}\n" + "\n".join(failures))
+        return result.result
+
+    def run_hour(self, hour: datetime) -> None:
+        # models only: the data tests and unit tests run once per test in `dbt build`
+        self("run", batch_hour=hour)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    """The project parsed once: a model's SQL is still rendered per run, with that run's vars."""
+    tmp = tmp_path_factory.mktemp("dbt-parse")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # relations in the manifest carry the database name, the warehouse file's stem: every
+        # warehouse in these tests is a warehouse.duckdb
+        parser = Dbt(tmp, Warehouse(tmp / "warehouse.duckdb"), monkeypatch)
+        return parser("parse")
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    return Warehouse(tmp_path / "warehouse.duckdb")
+
+
+@pytest.fixture
+def dbt(tmp_path, warehouse, monkeypatch, manifest):
+    return Dbt(tmp_path, warehouse, monkeypatch, manifest)
+
+
+# --- the scenario -------------------------------------------------------------------------------
+
+
+def t(hour: datetime, minutes: float) -> datetime:
+    return hour + timedelta(minutes=minutes)
+
+
+def scenario() -> dict[datetime, Batch]:
+    """Three dump hours that exercise every rule."""
+    b1, b2, b3 = Batch(H1, quarantined={"hackle": 2}), Batch(H2, quarantined={"orbee": 1}), Batch(H3)
+    # hackle: e1 re-delivered in H2 with the same payload (a), e9 re-delivered in H2 with a
+    # different payload (c), e10 arrives late (04:50) in H2, e4 lands in H1's event hour from H2.
+    b1.add("hackle", "e1", t(H1, 10), user_id="alice", event_name="view", value=1.0)
+    b1.add("hackle", "e2", t(H1, 20), user_id="alice", event_name="click", value=2.0)
+    b1.add("hackle", "e3", t(H1, 30), user_id="bob", event_name="view", value=2.5)
+    b1.add("hackle", "e9", t(H1, 55), user_id="erin", event_name="buy", payload="p1")
+    # gina's only event is two hours late (03:10); aaron aliases her in H3, whose scope does
+    # not include 03:00: her event's user_key (now from 'user_id:aaron') must still change
+    b1.add("hackle", "e12", t(H1, -110), user_id="gina", event_name="view")
+    b2.add("hackle", "e1", t(H1, 10), received_at=t(H2, 1), user_id="alice", event_name="view", value=1.0)
+    b2.add("hackle", "e9", t(H1, 55), received_at=t(H2, 5), user_id="erin", event_name="buy", payload="p2")
+    b2.add("hackle", "e10", t(H1, -10), received_at=t(H2, 2), user_id="bob", event_name="view")
+    b2.add("hackle", "e4", t(H1, 45), received_at=t(H2, 3), user_id="alice", event_name="view")
+    b3.add("hackle", "e11", t(H3, 5), user_id="bob", event_name="view")
+    b3.add("hackle", "e1", t(H1, 10), received_at=t(H3, 9), user_id="alice", event_name="view", value=1.0)
+    # suprsend (b): K1/brand b1 kept at H1:00, its copies 30 min and 70 min later are dropped;
+    # the same key under brand b2 is its own chain. K2: kept at day-1 05:10, dropped at
+    # +23h59m (H2), kept at exactly +24h (H3), although that is within 24h of the dropped one.
+    day0 = H1 - timedelta(days=1)
+    ss = {"user_id": "carol", "event_name": "notify"}
+    b1.add("suprsend", "s1", t(H1, 0), idempotency_key="K1", brand_id="b1", **ss)
+    b1.add("suprsend", "s2", t(H1, 30), idempotency_key="K1", brand_id="b1", **ss)
+    b2.add("suprsend", "s3", t(H2, 10), idempotency_key="K1", brand_id="b1", **ss)
+    b2.add("suprsend", "s4", t(H2, 12), idempotency_key="K1", brand_id="b2", **ss)
+    b1.add("suprsend", "sA", t(day0, 10), idempotency_key="K2", brand_id="b1", **ss)
+    b2.add("suprsend", "sC", t(H1, 9), idempotency_key="K2", brand_id="b1", **ss)
+    b3.add("suprsend", "sB", t(H1, 10), idempotency_key="K2", brand_id="b1", **ss)
+    # trakio: dave identifies twice (latest traits win), then aliases alice (H2);
+    # frank aliases erin in H3; one annotate event.
+    b1.add("trakio", "t1", t(H1, 40), message_type="identify", event_name="identify", user_id="dave",
+           properties={"plan": "free"})
+    b3.add("trakio", "t4", t(H3, 20), message_type="identify", event_name="identify", user_id="dave",
+           properties={"plan": "pro"})
+    b1.add("trakio", "a1", t(H1, 45), message_type="annotate", event_name="deploy")
+    b2.add("trakio", "t2", t(H2, 15), message_type="alias", event_name="alias", user_id="dave",
+           alias_ids=["alice"])
+    b3.add("trakio", "t3", t(H3, 15), message_type="alias", event_name="alias", user_id="frank",
+           alias_ids=["erin"])
+    b3.add("trakio", "t5", t(H3, 30), message_type="alias", event_name="alias", user_id="aaron",
+           alias_ids=["gina"])
+    # orbee: instance I1 is seen with anonymous anon1 (H1), then with user bob (H2, late into
+    # H1's hour): anon1, I1 and bob are one shopper.
+    ob = {"account_id": "acc", "tracker_id": "trk", "instance_id": "I1", "action": "view", "object": "item",
+          "event_name": "view_item"}
+    b1.add("orbee", "o1", t(H1, 50), anonymous_id="anon1", **ob)
+    b2.add("orbee", "o2", t(H1, 58), received_at=t(H2, 20), user_id="bob", **ob)
+    return {H1: b1, H2: b2, H3: b3}
+
+
+ALICE = user_key("user_id:alice", "user_id:dave")
+BOB = user_key("user_id:bob", "instance_id:I1", "anonymous_id:anon1")
+ERIN = user_key("user_id:erin", "user_id:frank")
+CAROL = user_key("user_id:carol")
+GINA = user_key("user_id:gina", "user_id:aaron")
+
+KEPT_EVENTS = {
+    "e1", "e2", "e3", "e4", "e9", "e10", "e11", "e12",
+    "s1", "s4", "sA", "sB",
+    "t1", "t2", "t3", "t4", "t5",
+    "o1", "o2",
+}
+
+
+def run_in_order(warehouse: Warehouse, dbt: Dbt, hours: list[datetime], batches: dict[datetime, Batch]) -> None:
+    for hour in hours:
+        warehouse.load(batches[hour])
+        dbt.run_hour(hour)
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+
+def test_hourly_runs_give_exact_outcomes(warehouse, dbt):
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1, H2, H3], batches)
+    hourly = warehouse.snapshot()
+    # every data test (balance, keys, relationships) and unit test, as the hourly DAG runs them
+    dbt("build", batch_hour=H3)
+    assert warehouse.snapshot() == hourly
+
+    # (a) + (b) + (c): exactly the expected events survive, annotate excluded from events
+    assert {r[0] for r in warehouse.query("select event_id from marts.events")} == KEPT_EVENTS
+    assert warehouse.query("select event_id from marts.annotations") == [("a1",)]
+    # (a) the kept copy of e1 is the earliest delivery, from H1
+    assert warehouse.query("select batch_hour, received_at from marts.events where event_id = 'e1'") == [
+        (H1, t(H1, 10) + timedelta(seconds=5))
+    ]
+    # (c) e9 keeps payload p1; the p2 copy from H2 is recorded
+    assert warehouse.query("select payload_hash from marts.events where event_id = 'e9'") == [("p1",)]
+    assert warehouse.query(
+        "select event_id, batch_hour, payload_hash, kept_payload_hash, copy_rank from marts.event_id_conflicts"
+    ) == [("e9", H2, "p2", "p1", 2)]
+    # (b) the dedupe decision of every SuprSend delivery
+    statuses = dict(warehouse.query(
+        "select event_id, dedupe_status from intermediate.int_event_deliveries_classified "
+        "where source_name = 'suprsend'"
+    ))
+    assert statuses == {
+        "s1": "kept", "s2": "duplicate_idempotency_key", "s3": "duplicate_idempotency_key", "s4": "kept",
+        "sA": "kept", "sC": "duplicate_idempotency_key", "sB": "kept",
+    }
+
+    # hourly_load_stats: exact counts, and the balance holds
+    stats = warehouse.query(
+        "select batch_hour, source_name, records_read, records_valid, records_quarantined, duplicates_removed, "
+        "duplicate_event_ids, duplicate_idempotency_keys, conflicting_copies, events_loaded "
+        "from marts.hourly_load_stats order by batch_hour, source_name"
+    )
+    assert stats == [
+        (H1, "hackle", 7, 5, 2, 0, 0, 0, 0, 5),
+        (H1, "orbee", 1, 1, 0, 0, 0, 0, 0, 1),
+        (H1, "suprsend", 3, 3, 0, 1, 0, 1, 0, 2),
+        (H1, "trakio", 2, 2, 0, 0, 0, 0, 0, 2),
+        (H2, "hackle", 4, 4, 0, 2, 1, 0, 1, 2),
+        (H2, "orbee", 2, 1, 1, 0, 0, 0, 0, 1),
+        (H2, "suprsend", 3, 3, 0, 2, 0, 2, 0, 1),
+        (H2, "trakio", 1, 1, 0, 0, 0, 0, 0, 1),
+        (H3, "hackle", 2, 2, 0, 1, 1, 0, 0, 1),
+        (H3, "suprsend", 1, 1, 0, 0, 0, 0, 0, 1),
+        (H3, "trakio", 3, 3, 0, 0, 0, 0, 0, 3),
+    ]
+    assert all(r[2] == r[9] + r[4] + r[5] for r in stats)
+
+    # stitching: alias dave-alice, alias frank-erin, orbee I1 with anon1 and bob
+    assert dict(warehouse.query("select id_type || ':' || id_value, user_key from marts.identities")) == {
+        "user_id:alice": ALICE, "user_id:dave": ALICE,
+        "user_id:bob": BOB, "instance_id:I1": BOB, "anonymous_id:anon1": BOB,
+        "user_id:erin": ERIN, "user_id:frank": ERIN,
+        "user_id:carol": CAROL,
+        "user_id:gina": GINA, "user_id:aaron": GINA,
+    }
+    assert dict(warehouse.query("select event_id, user_key from marts.events")) == {
+        "e1": ALICE, "e2": ALICE, "e4": ALICE, "t1": ALICE, "t2": ALICE, "t4": ALICE,
+        "e3": BOB, "e10": BOB, "e11": BOB, "o1": BOB, "o2": BOB,
+        "e9": ERIN, "t3": ERIN,
+        "s1": CAROL, "s4": CAROL, "sA": CAROL, "sB": CAROL,
+        "e12": GINA, "t5": GINA,
+    }
+    assert sorted(warehouse.query(
+        "select id_a_type, id_a_value, id_b_type, id_b_value, first_event_id, user_key from marts.identity_merges"
+    )) == sorted([
+        ("anonymous_id", "anon1", "instance_id", "I1", "o1", BOB),
+        ("instance_id", "I1", "user_id", "bob", "o2", BOB),
+        ("user_id", "alice", "user_id", "dave", "t2", ALICE),
+        ("user_id", "erin", "user_id", "frank", "t3", ERIN),
+        ("user_id", "aaron", "user_id", "gina", "t5", GINA),
+    ])
+    users = {r[0]: r[1:] for r in warehouse.query(
+        "select user_key, event_count, cast(traits as varchar), user_ids, anonymous_ids, instance_ids from marts.users"
+    )}
+    assert users[ALICE] == (6, '{"plan":"pro"}', ["alice", "dave"], [], [])
+    assert users[BOB] == (5, None, ["bob"], ["anon1"], ["I1"])
+    assert set(users) == {ALICE, BOB, ERIN, CAROL, GINA}
+
+    # sessions (30 min gap): alice 05:10..05:45 then t2 06:15 (30 min after 05:45: new), t4 07:20
+    sessions = warehouse.query(
+        "select user_key, started_at, ended_at, event_count from marts.sessions order by user_key, started_at"
+    )
+    assert [s for s in sessions if s[0] == ALICE] == [
+        (ALICE, t(H1, 10), t(H1, 45), 4),
+        (ALICE, t(H2, 15), t(H2, 15), 1),
+        (ALICE, t(H3, 20), t(H3, 20), 1),
+    ]
+    # bob: e10 04:50, e3 05:30 (40 min: new), o1 05:50, o2 05:58, then e11 07:05
+    assert [s[1:] for s in sessions if s[0] == BOB] == [
+        (t(H1, -10), t(H1, -10), 1),
+        (t(H1, 30), t(H1, 58), 3),
+        (t(H3, 5), t(H3, 5), 1),
+    ]
+    # erin: e9 05:55 / t3 07:15; carol: sA (day before) / s1 05:00 + sB 05:10 / s4 06:12;
+    # gina: e12 03:10 / t5 07:30
+    assert len(sessions) == 3 + 3 + 2 + 3 + 2
+    daily = warehouse.query(
+        "select activity_date, event_count, total_value, distinct_event_names from marts.daily_user_activity "
+        "where user_key = ?", [ALICE]
+    )
+    assert daily == [(H1.date(), 6, 3.0, 4)]
+
+
+def test_any_order_rerun_full_refresh_and_full_history_agree(tmp_path, warehouse, dbt, monkeypatch, manifest):
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1, H2, H3], batches)
+    in_order = warehouse.snapshot()
+    assert len(in_order["events"]) == len(KEPT_EVENTS)
+
+    dbt("run", "--full-refresh", batch_hour=H3)
+    assert warehouse.snapshot() == in_order
+
+    dbt("run", batch_hour=H3, variables={"full_history": True})
+    assert warehouse.snapshot() == in_order
+
+    # a fresh warehouse, hours loaded and run out of order: H3, H1, H2 (H1's copy of e1 arrives
+    # after H2's and H3's and must take over as the kept one)
+    for order in ([H3, H1, H2], [H2, H3, H1]):
+        other_dir = tmp_path / "shuffled-{:%H}-{:%H}-{:%H}".format(*order)
+        other_dir.mkdir()
+        other = Warehouse(other_dir / "warehouse.duckdb")
+        other_dbt = Dbt(other_dir, other, monkeypatch, manifest)
+        run_in_order(other, other_dbt, order, batches)
+        assert other.snapshot() == in_order, order
+
+    # rerun H2 with different contents: e1's and e9's copies and the dave-alice alias are gone,
+    # orbee o2 now carries no user; the result must equal a full refresh of the same landing.
+    changed = Batch(H2, quarantined={"orbee": 1})
+    for row in batches[H2].rows:
+        if row["event_id"] in ("e1", "e9", "t2"):
+            continue
+        values = {k: v for k, v in row.items() if k not in ("source", "event_id", "event_time", "received_at",
+                                                              "payload_hash", "line_number", "object_key")}
+        if row["event_id"] == "o2":
+            values["user_id"] = None
+        changed.add(row["source"], row["event_id"], row["event_time"], received_at=row["received_at"],
+                    payload=row["payload_hash"], **values)
+    warehouse.load(changed)
+    dbt.run_hour(H2)
+    rerun = warehouse.snapshot()
+    dbt("run", "--full-refresh", batch_hour=H2)
+    assert warehouse.snapshot() == rerun
+    assert warehouse.query("select count(*) from marts.event_id_conflicts") == [(0,)]
+    keys = dict(warehouse.query("select id_value, user_key from marts.identities where id_type = 'user_id'"))
+    assert keys["alice"] != keys["dave"]
+    assert "bob" in keys and keys["bob"] != dict(warehouse.query(
+        "select id_value, user_key from marts.identities where id_type = 'instance_id'"))["I1"]
+
+
+def test_an_hourly_run_rewrites_only_the_event_hours_it_affects(warehouse, dbt):
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1, H2], batches)
+    before = warehouse.snapshot()
+
+    # mark a row in an event hour that a rerun of H1 has no reason to touch (04:00, e10 came late
+    # in H2) and one in an hour it must recompute (05:00)
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("update marts.events set event_name = 'marker' where event_id in ('e10', 'e2')")
+
+    warehouse.load(batches[H1])
+    dbt.run_hour(H1)
+    # H1's rows are in 05:00, 03:00 (e12) and (sA) the day before; e1 and e9 have copies in 05:00; s1's
+    # idempotency group (b1, K1) has s3 in 06:00, sA's (b1, K2) has sC in 05:00
+    assert sorted(r[0] for r in warehouse.query("select event_hour from intermediate.int_run_scope")) == [
+        H1 - timedelta(days=1), H1 - timedelta(hours=2), H1, H2,
+    ]
+    names = dict(warehouse.query("select event_id, event_name from marts.events where event_id in ('e10', 'e2')"))
+    assert names == {"e10": "marker", "e2": "click"}
+
+    # (daily_user_activity recomputed 2026-11-20 from the marked e10: it works per date.) A rerun
+    # of H2, whose scope has 04:00, recomputes e10 and leaves exactly the tables of before.
+    warehouse.load(batches[H2])
+    dbt.run_hour(H2)
+    assert warehouse.snapshot() == before
+
+
+def test_run_scope_of_each_hour(warehouse, dbt):
+    batches = scenario()
+    expected = {
+        H1: [H1 - timedelta(days=1), H1 - timedelta(hours=2), H1],  # (H2's s3 is not loaded yet)
+        # e1 and e9 copies (05), e10 (04), e4 (05), s3 (06) joins (b1, K1) with s1 and s2 (05),
+        # s4 (06), sC (05) joins (b1, K2) with sA (day before), t2 (06), o2 (05)
+        H2: [H1 - timedelta(days=1), H1 - timedelta(hours=1), H1, H2],
+        H3: [H1 - timedelta(days=1), H1, H3],
+    }
+    for hour in (H1, H2, H3):
+        warehouse.load(batches[hour])
+        dbt.run_hour(hour)
+        assert sorted(r[0] for r in warehouse.query("select event_hour from intermediate.int_run_scope")) == (
+            expected[hour]
+        ), hour
