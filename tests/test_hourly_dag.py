@@ -182,7 +182,8 @@ def test_two_hours_through_airflow_then_a_rerun_changes_nothing(s3, events_home,
 
     # analysts read the published snapshot, read-only
     snapshot = duckdb.connect(str(events_home / "warehouse" / "analytics.duckdb"), read_only=True)
-    assert snapshot.execute("select published_batch_hour, latest_batch_hour from meta.snapshot").fetchall() == [(H6, H6)]
+    published = snapshot.execute("select published_batch_hour, latest_batch_hour from meta.snapshot").fetchall()
+    assert published == [(H6, H6)]
     assert snapshot.execute("select count(*) from landing.quarantine").fetchall() == [(5,)]
     snapshot.close()
 
