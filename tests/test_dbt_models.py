@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,14 +18,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-try:
-    from event_pipeline.contract import CANONICAL_COLUMN_NAMES, canonical_ddl, quarantine_ddl
-except ImportError:  # the package is not installed (editable) yet
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
-    from event_pipeline.contract import CANONICAL_COLUMN_NAMES, canonical_ddl, quarantine_ddl
-
 from dbt.cli.main import dbtRunner
+
+from event_pipeline.contract import CANONICAL_COLUMN_NAMES, canonical_ddl, quarantine_ddl
+from event_pipeline.warehouse import OBJECT_COUNTS_DDL
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 
@@ -105,10 +100,7 @@ class Warehouse:
             con.execute("create schema if not exists landing")
             con.execute(canonical_ddl("landing.events"))
             con.execute(quarantine_ddl("landing.quarantine"))
-            con.execute(
-                "create table if not exists landing.object_counts (batch_hour timestamp, source varchar, "
-                "object_key varchar, records_read bigint, records_valid bigint, records_quarantined bigint)"
-            )
+            con.execute(OBJECT_COUNTS_DDL)
 
     def load(self, batch: Batch) -> None:
         """What the loader does for a dump hour: replace every landing row of that batch_hour."""
@@ -122,7 +114,9 @@ class Warehouse:
                 con.execute(f"insert into landing.events ({columns}) values ({params})",
                             [row[name] for name in CANONICAL_COLUMN_NAMES])
             for counts in batch.object_counts():
-                con.execute("insert into landing.object_counts values (?, ?, ?, ?, ?, ?)", list(counts))
+                con.execute(
+                    "insert into landing.object_counts (batch_hour, source, object_key, records_read, records_valid, "
+                    "records_quarantined) values (?, ?, ?, ?, ?, ?)", list(counts))
             con.execute("commit")
 
     def query(self, sql: str, params: Iterable | None = None) -> list[tuple]:
@@ -260,11 +254,12 @@ def scenario() -> dict[datetime, Batch]:
     return {H1: b1, H2: b2, H3: b3}
 
 
-ALICE = user_key("user_id:alice", "user_id:dave")
+# an alias target is linked as a user id and as an anonymous id (see int_identity_links)
+ALICE = user_key("user_id:alice", "user_id:dave", "anonymous_id:alice")
 BOB = user_key("user_id:bob", "instance_id:I1", "anonymous_id:anon1")
-ERIN = user_key("user_id:erin", "user_id:frank")
+ERIN = user_key("user_id:erin", "user_id:frank", "anonymous_id:erin")
 CAROL = user_key("user_id:carol")
-GINA = user_key("user_id:gina", "user_id:aaron")
+GINA = user_key("user_id:gina", "user_id:aaron", "anonymous_id:gina")
 
 KEPT_EVENTS = {
     "e1", "e2", "e3", "e4", "e9", "e10", "e11", "e12",
@@ -336,11 +331,11 @@ def test_hourly_runs_give_exact_outcomes(warehouse, dbt):
 
     # stitching: alias dave-alice, alias frank-erin, orbee I1 with anon1 and bob
     assert dict(warehouse.query("select id_type || ':' || id_value, user_key from marts.identities")) == {
-        "user_id:alice": ALICE, "user_id:dave": ALICE,
+        "user_id:alice": ALICE, "user_id:dave": ALICE, "anonymous_id:alice": ALICE,
         "user_id:bob": BOB, "instance_id:I1": BOB, "anonymous_id:anon1": BOB,
-        "user_id:erin": ERIN, "user_id:frank": ERIN,
+        "user_id:erin": ERIN, "user_id:frank": ERIN, "anonymous_id:erin": ERIN,
         "user_id:carol": CAROL,
-        "user_id:gina": GINA, "user_id:aaron": GINA,
+        "user_id:gina": GINA, "user_id:aaron": GINA, "anonymous_id:gina": GINA,
     }
     assert dict(warehouse.query("select event_id, user_key from marts.events")) == {
         "e1": ALICE, "e2": ALICE, "e4": ALICE, "t1": ALICE, "t2": ALICE, "t4": ALICE,
@@ -357,11 +352,15 @@ def test_hourly_runs_give_exact_outcomes(warehouse, dbt):
         ("user_id", "alice", "user_id", "dave", "t2", ALICE),
         ("user_id", "erin", "user_id", "frank", "t3", ERIN),
         ("user_id", "aaron", "user_id", "gina", "t5", GINA),
+        # each alias target also links as an anonymous id
+        ("anonymous_id", "alice", "user_id", "dave", "t2", ALICE),
+        ("anonymous_id", "erin", "user_id", "frank", "t3", ERIN),
+        ("anonymous_id", "gina", "user_id", "aaron", "t5", GINA),
     ])
     users = {r[0]: r[1:] for r in warehouse.query(
         "select user_key, event_count, cast(traits as varchar), user_ids, anonymous_ids, instance_ids from marts.users"
     )}
-    assert users[ALICE] == (6, '{"plan":"pro"}', ["alice", "dave"], [], [])
+    assert users[ALICE] == (6, '{"plan":"pro"}', ["alice", "dave"], ["alice"], [])
     assert users[BOB] == (5, None, ["bob"], ["anon1"], ["I1"])
     assert set(users) == {ALICE, BOB, ERIN, CAROL, GINA}
 

@@ -14,6 +14,7 @@ TAG_EVENTS = "events"
 TAG_HOURLY = "hourly"
 TAG_SEGMENTS = "segments"
 TAG_MAINTENANCE = "maintenance"
+TAG_PRIVACY = "privacy"
 
 OWNER = "data-engineering"
 

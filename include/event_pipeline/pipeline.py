@@ -88,8 +88,11 @@ def _release_dbt_duckdb() -> None:
             DuckDBConnectionManager._ENV = None
 
 
-def dbt_build(hour: datetime, settings: Settings | None = None, full_refresh: bool = False) -> dict:
-    """`dbt build` of the whole project for one batch hour, in-process (one DuckDB writer)."""
+def dbt_build(hour: datetime | None, settings: Settings | None = None, full_refresh: bool = False) -> dict:
+    """`dbt build` of the whole project for one batch hour, in-process (one DuckDB writer).
+
+    With `hour=None` and `full_refresh=True` every model is rebuilt from all of landing (privacy deletes,
+    historical imports)."""
     from dbt.cli.main import dbtRunner
 
     settings = settings or get_settings()
@@ -99,7 +102,7 @@ def dbt_build(hour: datetime, settings: Settings | None = None, full_refresh: bo
         "--profiles-dir", str(settings.dbt_project_dir),
         "--target-path", str(settings.home / "dbt_target"),
         "--log-path", str(settings.home / "dbt_logs"),
-        "--vars", json.dumps({"batch_hour": f"{hour:%Y-%m-%d %H:%M:%S}"}),
+        "--vars", json.dumps({"batch_hour": f"{hour:%Y-%m-%d %H:%M:%S}"} if hour else {}),
         # unit tests check model logic, not data: they run in `make test`, not every hour
         "--exclude", "resource_type:unit_test",
     ]
@@ -124,10 +127,12 @@ def dbt_build(hour: datetime, settings: Settings | None = None, full_refresh: bo
             failures.append(f"{node.node.unique_id}: {status}: {(node.message or '').strip()[:300]}")
     if not result.success:
         detail = "; ".join(failures) or repr(result.exception)
-        raise DbtBuildError(f"dbt build for hour {hour:%Y-%m-%dT%H} failed: {detail}. Logs: "
+        scope = f"hour {hour:%Y-%m-%dT%H}" if hour else "all history"
+        raise DbtBuildError(f"dbt build for {scope} failed: {detail}. Logs: "
                             f"{settings.home / 'dbt_logs'}; fix the model or data and rerun the task")
     nodes = len(getattr(result.result, "results", None) or [])
-    log.info("dbt build for %s: %s nodes in %.1fs", f"{hour:%Y-%m-%dT%H}", nodes, time.monotonic() - started)
+    log.info("dbt build for %s: %s nodes in %.1fs", f"{hour:%Y-%m-%dT%H}" if hour else "all history", nodes,
+             time.monotonic() - started)
     return {"nodes": nodes, "seconds": round(time.monotonic() - started, 2)}
 
 
@@ -143,7 +148,7 @@ def segment(hour: datetime, settings: Settings | None = None) -> dict:
     return sizes
 
 
-def publish(hour: datetime, settings: Settings | None = None) -> dict:
+def publish(hour: datetime | None, settings: Settings | None = None) -> dict:
     """Copy the analyst-facing tables into a new snapshot file and swap it in atomically.
 
     Readers open analytics.duckdb read-only; os.replace swaps the directory entry in one step, so a reader
@@ -178,6 +183,29 @@ def publish(hour: datetime, settings: Settings | None = None) -> dict:
     seconds = round(time.monotonic() - started, 2)
     log.info("published %s tables to %s in %.2fs", len(tables), target, seconds)
     return {"tables": len(tables), "path": str(target), "seconds": seconds}
+
+
+def forget_person(requested_id: str, request_id: str, settings: Settings | None = None) -> dict:
+    """Privacy request: suppress a person's ids and delete their rows (dbt tables: rebuild afterwards)."""
+    from event_pipeline import privacy
+
+    settings = settings or get_settings()
+    with connect(settings.warehouse_path) as con:
+        return privacy.forget(con, requested_id, request_id, datetime.now(UTC).replace(tzinfo=None),
+                              data_docs_dir=settings.gx_dir / "data_docs")
+
+
+def collect_privacy_requests(user_id: str | None, run_id: str | None, settings: Settings | None = None) -> list:
+    """The run's own request (a user id in its params) plus unprocessed request files in object storage."""
+    from event_pipeline import privacy
+
+    settings = settings or get_settings()
+    requests = [{"request_id": f"{run_id}", "user_id": user_id}] if user_id else []
+    config = s3_config()
+    with connect(settings.warehouse_path) as con:
+        requests += privacy.pending_requests(con, storage.filesystem(config), config.bucket)
+    log.info("privacy requests to process: %s", [r["request_id"] for r in requests])
+    return requests
 
 
 def run_hour(hour: datetime, settings: Settings | None = None) -> dict:

@@ -7,16 +7,20 @@ from pathlib import Path
 
 import duckdb
 
+from event_pipeline import privacy
 from event_pipeline.adapters import CHECK_COLUMNS
 from event_pipeline.contract import CANONICAL_COLUMNS, canonical_ddl, quarantine_ddl
 
 STAGED_EXTRA_COLUMNS = (("row_id", "BIGINT"), ("line_fault", "VARCHAR"), ("raw_text", "VARCHAR"))
 
+# One row per dump object per hour: records_read = records_valid + records_quarantined + records_suppressed.
+OBJECT_COUNTS_DDL = """create table if not exists landing.object_counts (
+    batch_hour timestamp, source varchar, object_key varchar,
+    records_read bigint, records_valid bigint, records_quarantined bigint, records_suppressed bigint default 0
+)"""
+
 AUDIT_DDL = (
-    """create table if not exists landing.object_counts (
-        batch_hour timestamp, source varchar, object_key varchar,
-        records_read bigint, records_valid bigint, records_quarantined bigint
-    )""",
+    OBJECT_COUNTS_DDL,
     """create table if not exists audit.validation_results (
         batch_hour timestamp, source varchar, suite varchar, expectation varchar, column_name varchar,
         reason_code varchar, notes varchar, element_count bigint, unexpected_count bigint, success boolean
@@ -44,6 +48,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(staged_ddl("landing.staged_records"))
     for ddl in AUDIT_DDL:
         con.execute(ddl)
+    # warehouses created before privacy requests existed
+    con.execute("alter table landing.object_counts add column if not exists records_suppressed bigint default 0")
+    privacy.ensure_tables(con)
 
 
 @contextmanager

@@ -1,7 +1,10 @@
 {#- Every link between two ids that an event asserts:
       * Trak.io alias: the distinct_id (user_id) and each of its alias_ids are one person;
       * Orbee: an event's instance_id and its user_id / anonymous_id are one shopper.
-    Ids are typed (user_id, anonymous_id, instance_id); Trak.io alias ids are user ids. -#}
+    Ids are typed (user_id, anonymous_id, instance_id). A Trak.io alias id is the id the person was
+    tracked by before they were identified (Trak.io's generated distinct id, a web SDK's anonymous id),
+    so it is linked both as a user id and as an anonymous id: Orbee or SDK events carrying it as
+    anonymous_id join the same person. -#}
 
 with
 
@@ -12,21 +15,40 @@ events as (
 
 ),
 
-trakio_aliases as (
+trakio_alias_targets as (
 
     select
         event_id,
         event_time,
         source_name,
-        'trakio_alias' as link_type,
-        'user_id' as from_id_type,
         nullif(user_id, '') as from_id_value,
-        'user_id' as to_id_type,
-        nullif(unnest(alias_ids), '') as to_id_value
+        nullif(unnest(alias_ids), '') as alias_id
     from events
     where
         source_name = 'trakio'
         and message_type = 'alias'
+
+),
+
+alias_id_types as (
+
+    select unnest(['user_id', 'anonymous_id']) as to_id_type
+
+),
+
+trakio_aliases as (
+
+    select
+        trakio_alias_targets.event_id,
+        trakio_alias_targets.event_time,
+        trakio_alias_targets.source_name,
+        'trakio_alias' as link_type,
+        'user_id' as from_id_type,
+        trakio_alias_targets.from_id_value,
+        alias_id_types.to_id_type,
+        trakio_alias_targets.alias_id as to_id_value
+    from trakio_alias_targets
+    cross join alias_id_types
 
 ),
 

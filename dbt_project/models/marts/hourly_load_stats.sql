@@ -1,5 +1,6 @@
 {#- One row per dump hour and source: what the loader read, what it quarantined, and what dedupe
-    removed and kept. records_read = events_loaded + records_quarantined + duplicates_removed.
+    removed and kept. records_read = events_loaded + records_quarantined + duplicates_removed
+    + records_suppressed (records of people who asked to be forgotten).
     A later delivery can change an earlier hour's counts (it may take over as the kept copy), so
     a run rewrites its own dump hour and every dump hour with a delivery in an affected event
     hour. -#}
@@ -53,7 +54,8 @@ loader_counts as (
         source_name,
         sum(records_read) as records_read,
         sum(records_valid) as records_valid,
-        sum(records_quarantined) as records_quarantined
+        sum(records_quarantined) as records_quarantined,
+        sum(records_suppressed) as records_suppressed
     from object_counts
     group by batch_hour, source_name
 
@@ -90,7 +92,8 @@ final as (
         cast(coalesce(dedupe_counts.duplicate_event_ids, 0) as bigint) as duplicate_event_ids,
         cast(coalesce(dedupe_counts.duplicate_idempotency_keys, 0) as bigint) as duplicate_idempotency_keys,
         cast(coalesce(dedupe_counts.conflicting_copies, 0) as bigint) as conflicting_copies,
-        cast(coalesce(dedupe_counts.events_loaded, 0) as bigint) as events_loaded
+        cast(coalesce(dedupe_counts.events_loaded, 0) as bigint) as events_loaded,
+        cast(coalesce(loader_counts.records_suppressed, 0) as bigint) as records_suppressed
     from loader_counts
     full outer join dedupe_counts
         on

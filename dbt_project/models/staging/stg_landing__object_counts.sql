@@ -14,7 +14,8 @@ renamed as (
         object_key,
         cast(records_read as bigint) as records_read,
         cast(records_valid as bigint) as records_valid,
-        cast(records_quarantined as bigint) as records_quarantined
+        cast(records_quarantined as bigint) as records_quarantined,
+        cast(coalesce(records_suppressed, 0) as bigint) as records_suppressed
     from source
 
 )
