@@ -208,6 +208,65 @@ def collect_privacy_requests(user_id: str | None, run_id: str | None, settings: 
     return requests
 
 
+def detect_segment_changes(settings: Settings | None = None) -> list[str]:
+    """Changed definitions vs the published snapshot (read-only). Raises AirflowSkipException when none, so
+    no Asset event is emitted."""
+    import duckdb
+
+    from event_pipeline.segment_changes import changed_definitions
+
+    settings = settings or get_settings()
+    if not settings.analytics_path.exists():
+        changed: list[str] = []
+    else:
+        con = duckdb.connect(str(settings.analytics_path), read_only=True)
+        try:
+            changed = changed_definitions(con, settings.segments_dir)
+        finally:
+            con.close()
+    if not changed:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("segment definitions unchanged")
+    log.info("segment definitions changed: %s", changed)
+    return changed
+
+
+def recompute_changed_segments(settings: Settings | None = None) -> dict:
+    from event_pipeline.segment_changes import recompute_changed
+
+    settings = settings or get_settings()
+    with connect(settings.warehouse_path) as con:
+        return recompute_changed(con, settings.segments_dir)
+
+
+def _naive_utc(value: datetime | None) -> datetime:
+    value = value or datetime.now(UTC)
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def maintenance_retention(now: datetime | None = None, settings: Settings | None = None) -> dict:
+    from event_pipeline import maintenance
+
+    settings = settings or get_settings()
+    with connect(settings.warehouse_path) as con:
+        return maintenance.apply_retention(con, _naive_utc(now))
+
+
+def maintenance_checkpoint(settings: Settings | None = None) -> dict:
+    from event_pipeline import maintenance
+
+    return maintenance.checkpoint((settings or get_settings()).warehouse_path)
+
+
+def maintenance_prune_docs(now: datetime | None = None, settings: Settings | None = None) -> dict:
+    from event_pipeline import maintenance
+
+    settings = settings or get_settings()
+    return maintenance.prune_docs(settings.gx_dir, settings.home / "dbt_target", settings.analytics_path,
+                                  _naive_utc(now))
+
+
 def run_hour(hour: datetime, settings: Settings | None = None) -> dict:
     """Every stage for one hour, in-process (the benchmark's data path; the DAG runs the same functions)."""
     settings = settings or get_settings()

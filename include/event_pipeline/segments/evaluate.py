@@ -208,16 +208,19 @@ def refresh_first_seen(
 
 
 def evaluate_segments(
-    con: duckdb.DuckDBPyConnection, as_of: datetime, definitions_dir: Path | None = None
+    con: duckdb.DuckDBPyConnection, as_of: datetime, definitions_dir: Path | None = None,
+    only: set[str] | None = None,
 ) -> dict[str, int]:
     """Validate the definitions, evaluate them as of `as_of` and rewrite what that as_of produced.
 
     Deterministic (no wall clock, no randomness, stable ordering) and idempotent: evaluating an as_of
     again replaces its snapshot and re-derives history, so any order of hours gives the same history.
-    Returns {segment_key: member_count} for every segment of every definition.
+    Returns {segment_key: member_count} for every segment of every definition (or of the definitions whose
+    keys are in `only`: a changed definition is recomputed without re-evaluating the others).
     """
     as_of = normalise_as_of(as_of)
-    definitions = load_definitions(definitions_dir)
+    all_definitions = load_definitions(definitions_dir)
+    definitions = [d for d in all_definitions if only is None or d.key in only]
     require_inputs(con)
     compiled = [compile_definition(d, Context(as_of, Params(f"{d.key}_"))) for d in definitions]
     con.execute("begin transaction")
@@ -229,8 +232,8 @@ def evaluate_segments(
         for segment in compiled:
             counts.update(write_snapshot(con, segment, as_of))
             update_derived(con, segment.definition.key, as_of)
-        write_definitions(con, definitions)
-        drop_stale_memberships(con, [d.key for d in definitions])
+        write_definitions(con, all_definitions)
+        drop_stale_memberships(con, [d.key for d in all_definitions])
         drop_scope(con)
         con.execute("commit")
     except BaseException:
