@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from event_pipeline.settings import WAREHOUSE_POOL
-
-log = logging.getLogger(__name__)
 
 # Tags as constants so the UI filters stay consistent across DAGs.
 TAG_EVENTS = "events"
@@ -19,16 +16,20 @@ TAG_PRIVACY = "privacy"
 OWNER = "data-engineering"
 
 
-def notify_failure(context) -> None:
-    """Say which hour failed and why. Logs by default; a Slack/email notifier can replace it."""
+def failure_message(context) -> str:
+    """Which DAG, task and hour failed, on which try, and why."""
     ti = context.get("task_instance") or context.get("ti")
     start = context.get("data_interval_start")
-    error = context.get("exception")
-    log.error(
-        "events pipeline FAILED: dag=%s task=%s hour=%s try=%s error=%s",
-        getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"),
-        f"{start:%Y-%m-%dT%H}" if start else "?", getattr(ti, "try_number", "?"), error,
-    )
+    hour = f"{start:%Y-%m-%dT%H}:00" if start else "?"
+    return (f"events pipeline FAILED: dag={getattr(ti, 'dag_id', '?')} task={getattr(ti, 'task_id', '?')} "
+            f"hour={hour} try={getattr(ti, 'try_number', '?')} error={context.get('exception')!r}")
+
+
+def notify_failure(context) -> None:
+    """Failure callback: says which hour failed and why, through the pluggable notifier (log, webhook)."""
+    from event_pipeline.alerts import send_alert
+
+    send_alert(failure_message(context))
 
 
 DEFAULT_ARGS = {
