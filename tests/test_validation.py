@@ -95,6 +95,29 @@ CASES = [
 ]
 
 
+# Line faults and the rules every source shares, once more for each of the other sources.
+_BIG = "x" * 110_000
+CASES += [
+    ("suprsend", {"received_at": T, "body": ss(properties={"blob": _BIG}, **{"$insert_id": "s-8"})},
+     ["record_too_large"]),
+    ("suprsend", {"received_at": T, "body": ss(**{"$insert_id": "s-9", "$time": "2026-11-20T09:00:00Z"})},
+     ["event_time_in_future"]),
+    ("trakio", {"received_at": T, "call": "track",
+                "body": {"distinct_id": "u1", "event": "x", "properties": {"blob": _BIG}}}, ["record_too_large"]),
+    ("trakio", {"received_at": T, "call": "track",
+                "body": {"distinct_id": "u1", "event": "x", "time": "2026-11-10T00:00:00Z"}}, ["event_too_late"]),
+    ("orbee", {"received_at": T, "path": "/collect/7/9/event",
+               "body": {"action": "view", "object": "form", "vendor": "V", "product": "P", "instance_id": "i3",
+                        "notes": _BIG}}, ["record_too_large"]),
+    ("orbee", {"received_at": T, "path": "/collect/7/9/event",
+               "body": {"action": "view", "object": "form", "vendor": "V", "product": "P", "instance_id": "i4",
+                        "timestamp": "not a time"}}, ["event_time_unparseable"]),
+]
+for _source in ("suprsend", "trakio", "orbee"):
+    CASES += [(_source, b"{not json", ["malformed_json"]), (_source, b"\xff\xfe not utf-8", ["not_utf8"]),
+              (_source, b"{}", ["empty_object"])]
+
+
 def expected_outcomes():
     """(source, line_number, record_index) -> reasons (None = valid), from the hand-labelled CASES."""
     out, line_numbers = {}, {}
@@ -134,7 +157,7 @@ def test_every_invalid_kind_is_quarantined_with_its_reason(s3, events_home, monk
     assert loaded == {k for k, v in expected.items() if v is None}
     counts = con.execute("select source, records_read, records_valid, records_quarantined "
                          "from landing.object_counts order by source").fetchall()
-    assert counts == [("hackle", 14, 1, 13), ("orbee", 3, 1, 2), ("suprsend", 11, 4, 7), ("trakio", 6, 1, 5)]
+    assert counts == [("hackle", 14, 1, 13), ("orbee", 8, 1, 7), ("suprsend", 16, 4, 12), ("trakio", 11, 1, 10)]
     messages = dict(con.execute("select line_number, message from landing.quarantine "
                                 "where source = 'orbee'").fetchall())
     assert messages[2] == "vendor is required"
