@@ -18,6 +18,13 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE ?= $(CURDIR)/var/airflo
 export AIRFLOW_CONN_EVENTS_S3 ?= {"conn_type": "aws", "login": "local-access-key", "password": "local-secret-key", "extra": {"endpoint_url": "http://127.0.0.1:$(LOCAL_S3_PORT)", "bucket": "events", "region_name": "us-east-1"}}
 export LOCAL_S3_PORT
 export PATH := $(BIN):$(PATH)
+# astronomer-cosmos reports usage to an external endpoint from every dbt task unless told not to.
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY ?= False
+
+# The dbt manifest the DAG renders its dbt tasks from (committed; see include/event_pipeline/dbt_cosmos.py).
+DBT_MANIFEST := dbt_project/manifest/manifest.json
+DBT_SOURCES := dbt_project/dbt_project.yml $(shell find dbt_project/models dbt_project/macros dbt_project/tests \
+	dbt_project/seeds dbt_project/snapshots dbt_project/analyses -type f 2>/dev/null)
 
 .PHONY: help
 help: ## List the targets
@@ -52,18 +59,34 @@ s3-up: $(STAMP) ## Start the local S3 endpoint (moto server) on 127.0.0.1:$(LOCA
 s3-down: ## Stop the local S3 endpoint
 	@test -x $(BIN)/python && $(BIN)/python -m event_pipeline.local_s3 stop || true
 
+$(DBT_MANIFEST): $(DBT_SOURCES) | $(STAMP)
+	@echo ">> dbt models changed: regenerating $(DBT_MANIFEST) (dbt parse)"
+	@$(BIN)/python -m event_pipeline.dbt_cosmos manifest
+
+.PHONY: dbt-manifest
+dbt-manifest: $(STAMP) ## Regenerate the committed dbt manifest the DAG renders from (commit it with model changes)
+	@$(BIN)/python -m event_pipeline.dbt_cosmos manifest
+
+.PHONY: dbt-docs
+dbt-docs: $(STAMP) ## Build the dbt docs site (models, tests, lineage, catalog) into var/dbt_docs (EVENTS_HOME)
+	@$(BIN)/python -m event_pipeline.dbt_cosmos docs
+
 .PHONY: demo
-demo: $(STAMP) airflow-db s3-up ## Run the hourly DAG through Airflow for the last 6 complete hours and print a summary
+demo: $(STAMP) $(DBT_MANIFEST) airflow-db s3-up ## Run the hourly DAG through Airflow for the last 6 complete hours and print a summary
 	@$(BIN)/python -m event_pipeline.demo
 
 .PHONY: airflow
-airflow: $(STAMP) airflow-db s3-up ## Airflow standalone with the UI on http://localhost:8080 (login printed)
+airflow: $(STAMP) $(DBT_MANIFEST) airflow-db s3-up ## Airflow standalone with the UI on http://localhost:8080 (login printed)
 	@$(BIN)/python -m event_pipeline.airflow_login
 	airflow standalone
 
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite (unit, dbt, DAG integrity, Airflow integration)
 	$(BIN)/python -m pytest
+
+.PHONY: bench
+bench: $(STAMP) s3-up ## Benchmark (defaults: under 10 min; BENCH_ARGS=--full: every target at full size): results in docs/benchmarks.md
+	$(BIN)/python -m event_pipeline.bench $(BENCH_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff + sqlfluff

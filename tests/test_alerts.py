@@ -6,6 +6,7 @@ import json
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -60,3 +61,36 @@ def test_a_broken_webhook_does_not_hide_the_failure(monkeypatch, caplog):
     notify_failure(CONTEXT)
     assert f"ALERT: {EXPECTED}" in caplog.text
     assert "could not post the alert" in caplog.text
+
+
+def test_the_hourly_deadline_alert_names_the_late_hour(webhook, monkeypatch):
+    """The events_hourly Deadline Alert's callback, run by Airflow's own CallbackTrigger (as the triggerer
+    does when a deadline is missed), with the context the scheduler sends: the alert names the hour."""
+    import asyncio
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import DeadlineReference
+    from airflow.triggers.callback import CallbackTrigger
+
+    from event_pipeline.dag_defaults import HOURLY_DEADLINE_MINUTES
+
+    dag = DagBag(str(Path(__file__).resolve().parents[1] / "dags" / "events_hourly.py")).dags["events_hourly"]
+    (alert,) = dag.deadline
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval.total_seconds() == HOURLY_DEADLINE_MINUTES * 60
+    url, received = webhook
+    monkeypatch.setenv("AIRFLOW_CONN_EVENTS_ALERTS", json.dumps({"conn_type": "http", "host": url}))
+    run = {"dag_id": "events_hourly", "run_id": "scheduled__2026-11-20T05:00:00+00:00", "state": "running",
+           "data_interval_start": "2026-11-20T05:00:00Z"}
+    trigger = CallbackTrigger(callback_path=alert.callback.path,
+                              callback_kwargs={**alert.callback.kwargs, "context": {"dag_run": run}})
+
+    async def events():
+        return [event.payload async for event in trigger.run()]
+
+    payloads = asyncio.run(events())
+    assert [p["state"] for p in payloads] == ["running", "success"], payloads
+    expected = ("events_hourly: hour 2026-11-20T05 (run scheduled__2026-11-20T05:00:00+00:00) is not done "
+                f"{HOURLY_DEADLINE_MINUTES} min after it was queued (state: running)")
+    assert payloads[-1]["body"].startswith(expected)
+    assert received == [{"text": payloads[-1]["body"]}]

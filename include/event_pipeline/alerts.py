@@ -48,3 +48,21 @@ def send_alert(message: str) -> bool:
     except Exception as exc:  # see docstring: never raise from the notifier
         log.error("could not post the alert to the events_alerts webhook: %s", exc)
         return False
+
+
+def deadline_message(dag_run: dict, minutes: int) -> str:
+    """What a missed deadline tells the on-call engineer: which hour, which run, what to look at."""
+    hour = (dag_run.get("data_interval_start") or "?")[:13]
+    return (f"{dag_run.get('dag_id', '?')}: hour {hour} (run {dag_run.get('run_id', '?')}) is not done "
+            f"{minutes} min after it was queued (state: {dag_run.get('state', '?')}); its data is late for "
+            "analysts. Open the run in the Airflow UI: a task waiting for the duckdb_warehouse pool means "
+            "another writer holds it, a long task shows its progress in its log.")
+
+
+async def deadline_missed(context: dict | None = None, minutes: int = 0, **_: object) -> str:
+    """Deadline Alert callback (runs in the triggerer): send the alert without blocking its event loop."""
+    import asyncio
+
+    message = deadline_message((context or {}).get("dag_run") or {}, minutes)
+    await asyncio.to_thread(send_alert, message)
+    return message

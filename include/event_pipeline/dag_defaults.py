@@ -47,3 +47,21 @@ DEFAULT_ARGS = {
 # Every task that writes the DuckDB warehouse file runs in this 1-slot pool: DuckDB allows one
 # writing process per file, so two writers at once would fail with "Could not set lock on file".
 WRITER_TASK_ARGS = {"pool": WAREHOUSE_POOL}
+
+
+# An hour's run should be done well before the next hour's dumps arrive; 45 minutes after it was queued
+# the data is late for analysts and someone should look, even if nothing has failed (yet).
+HOURLY_DEADLINE_MINUTES = 45
+
+
+def hourly_deadline():
+    """A Deadline Alert (Airflow 3.1+): the run not finished HOURLY_DEADLINE_MINUTES after being queued."""
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=HOURLY_DEADLINE_MINUTES),
+        callback=AsyncCallback("event_pipeline.alerts.deadline_missed",
+                               kwargs={"minutes": HOURLY_DEADLINE_MINUTES}),
+        name="hour_late",
+    )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import operator
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -93,29 +96,52 @@ def iter_lines(data: bytes, gzipped: bool) -> Iterator[tuple[bytes | None, str |
         yield pending, None
 
 
+# Staged columns an adapter record or a line fault fills; row_id and batch_hour are added at flush.
+_ROW_COLUMNS = tuple(n for n, _ in STAGED_COLUMNS if n not in ("row_id", "batch_hour"))
+_RECORD_COLUMNS = tuple(n for n in _ROW_COLUMNS if n not in ("line_fault", "raw_text"))
+_record_values = operator.itemgetter(*_RECORD_COLUMNS)
+_ROW_SCHEMA = pa.schema([STAGED_SCHEMA.field(n) for n in _ROW_COLUMNS])
+_FAULT_TEMPLATE = dict.fromkeys(_ROW_COLUMNS)
+
+
 class Batch:
-    """Column buffers for staged records, flushed to DuckDB as Arrow."""
+    """Row tuples for staged records, flushed to DuckDB as Arrow columns (built column-wise, not from dicts)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, batch_hour: datetime):
         self.con = con
         self.batch_hour = batch_hour
-        self.rows: list[dict] = []
+        self.rows: list[tuple] = []
         self.next_row_id = 0
 
+    def add_record(self, record: dict) -> None:
+        """A canonical record from an adapter (every canonical and check field present)."""
+        try:
+            values = (*_record_values(record), None, None)
+        except KeyError:  # an adapter that leaves a field out: the missing ones are NULL, as before
+            values = tuple(record.get(n) for n in _ROW_COLUMNS)
+        self.rows.append(values)
+        if len(self.rows) >= FLUSH_ROWS:
+            self.flush()
+
     def add(self, row: dict) -> None:
-        row["row_id"] = self.next_row_id
-        row["batch_hour"] = self.batch_hour
-        self.next_row_id += 1
-        self.rows.append(row)
+        """Any row as a dict (line faults): absent columns are NULL."""
+        row = {**_FAULT_TEMPLATE, **row}
+        self.rows.append(tuple(row[n] for n in _ROW_COLUMNS))
         if len(self.rows) >= FLUSH_ROWS:
             self.flush()
 
     def flush(self) -> None:
         if not self.rows:
             return
-        table = pa.Table.from_pylist(self.rows, schema=STAGED_SCHEMA)
+        by_column = zip(*self.rows, strict=True)
+        columns = [pa.array(values, type=f.type) for values, f in zip(by_column, _ROW_SCHEMA, strict=True)]
+        first = self.next_row_id
+        self.next_row_id += len(self.rows)
+        columns.append(pa.array(np.arange(first, self.next_row_id, dtype=np.int64)))
+        table = pa.Table.from_arrays(columns, names=[*_ROW_COLUMNS, "row_id"])
         self.con.register("staged_chunk", table)
-        self.con.execute("insert into landing.staged_records by name select * from staged_chunk")
+        self.con.execute("insert into landing.staged_records by name select *, ?::timestamp as batch_hour "
+                         "from staged_chunk", [self.batch_hour])
         self.con.unregister("staged_chunk")
         self.rows = []
 
@@ -135,8 +161,10 @@ def _record_row(record: dict, key: str, line_number: int, index: int) -> dict:
     return record
 
 
-def _read_object(fs, bucket: str, obj: DumpObject, adapter: Adapter, batch: Batch, stats: LoadStats) -> None:
-    data = fs.cat_file(f"{bucket}/{obj.key}")
+def _read_object(fs, bucket: str, obj: DumpObject, adapter: Adapter, batch: Batch, stats: LoadStats,
+                 data: bytes | None = None) -> None:
+    if data is None:
+        data = fs.cat_file(f"{bucket}/{obj.key}")
     line_number = 0
     for line, error in iter_lines(data, obj.key.endswith(".gz")):
         if error is not None:
@@ -188,7 +216,7 @@ def _read_object(fs, bucket: str, obj: DumpObject, adapter: Adapter, batch: Batc
                 batch.add(row)
                 continue
             stats.records += 1
-            batch.add(_record_row(record, obj.key, line_number, index))
+            batch.add_record(_record_row(record, obj.key, line_number, index))
 
 
 def load_hour(con: duckdb.DuckDBPyConnection, fs, bucket: str, hour: datetime, objects: list[DumpObject],
@@ -205,10 +233,16 @@ def load_hour(con: duckdb.DuckDBPyConnection, fs, bucket: str, hour: datetime, o
     con.execute("delete from audit.schema_drift where batch_hour = ?", [hour])
     batch = Batch(con, hour)
     stats = LoadStats()
-    for number, obj in enumerate(objects, start=1):
-        _read_object(fs, bucket, obj, adapters[obj.source], batch, stats)
-        stats.objects += 1
-        log.info("read %s/%s %s (%s lines so far)", number, len(objects), obj.key, stats.lines)
+    # the next object is fetched while this one is parsed: the network wait overlaps the CPU work
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as prefetch:
+        pending = prefetch.submit(fs.cat_file, f"{bucket}/{objects[0].key}") if objects else None
+        for number, obj in enumerate(objects, start=1):
+            data = pending.result()
+            pending = prefetch.submit(fs.cat_file, f"{bucket}/{objects[number].key}") if number < len(objects) else None
+            _read_object(fs, bucket, obj, adapters[obj.source], batch, stats, data)
+            del data
+            stats.objects += 1
+            log.info("read %s/%s %s (%s lines so far)", number, len(objects), obj.key, stats.lines)
     batch.flush()
     if stats.drift:
         con.executemany(

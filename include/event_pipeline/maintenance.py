@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from event_pipeline.writer_lock import warehouse_writer_lock
+
 log = logging.getLogger(__name__)
 
 
@@ -44,11 +46,12 @@ def checkpoint(path: Path) -> dict:
     """CHECKPOINT folds the WAL into the file and reclaims free blocks; report the size before and after."""
     before = path.stat().st_size if path.exists() else 0
     started = time.monotonic()
-    con = duckdb.connect(str(path))
-    try:
-        con.execute("force checkpoint")
-    finally:
-        con.close()
+    with warehouse_writer_lock(path, "maintenance.checkpoint"):
+        con = duckdb.connect(str(path))
+        try:
+            con.execute("force checkpoint")
+        finally:
+            con.close()
     after = path.stat().st_size
     log.info("checkpoint %s: %s -> %s bytes in %.1fs", path, before, after, time.monotonic() - started)
     return {"bytes_before": before, "bytes_after": after}

@@ -13,8 +13,8 @@ from event_pipeline import storage
 from event_pipeline.adapters import adapters_for
 from event_pipeline.ingest import load_hour
 from event_pipeline.settings import Settings, get_settings, s3_config
-from event_pipeline.validate import validate_hour
 from event_pipeline.warehouse import connect
+from event_pipeline.writer_lock import warehouse_writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ def load(hour: datetime, objects: list[dict], settings: Settings | None = None) 
 
 def validate(hour: datetime, settings: Settings | None = None, historical: bool = False) -> dict:
     """GX validation + quarantine. `historical` lifts the late-event limit (a one-off import of old data)."""
+    # Great Expectations takes ~8-10 s to import: only the validate task pays it, not every task that
+    # imports this module (each Airflow task is its own process).
+    from event_pipeline.validate import validate_hour
+
     settings = settings or get_settings()
     with connect(settings.warehouse_path) as con:
         outcome = validate_hour(
@@ -76,16 +80,10 @@ class DbtBuildError(RuntimeError):
 
 
 def _release_dbt_duckdb() -> None:
-    """dbt-duckdb keeps its DuckDB instance open for the life of the process; close it so the warehouse
-    file is free for the next writer (or reader) in the same process (dag.test, the demo, the benchmark)."""
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    """Close dbt-duckdb's process-wide DuckDB handle (shared with the DAG's cosmos tasks: dbt_cosmos)."""
+    from event_pipeline.dbt_cosmos import release_dbt_duckdb
 
-    env = DuckDBConnectionManager._ENV
-    if env is not None:
-        try:
-            env.close()
-        finally:
-            DuckDBConnectionManager._ENV = None
+    release_dbt_duckdb()
 
 
 def dbt_build(hour: datetime | None, settings: Settings | None = None, full_refresh: bool = False) -> dict:
@@ -113,9 +111,12 @@ def dbt_build(hour: datetime | None, settings: Settings | None = None, full_refr
     previous = os.environ.get("EVENTS_WAREHOUSE_PATH")
     os.environ["EVENTS_WAREHOUSE_PATH"] = str(settings.warehouse_path)
     try:
-        result = dbtRunner().invoke(args)
+        with warehouse_writer_lock(settings.warehouse_path, "dbt build"):
+            try:
+                result = dbtRunner().invoke(args)
+            finally:
+                _release_dbt_duckdb()
     finally:
-        _release_dbt_duckdb()
         if previous is None:
             os.environ.pop("EVENTS_WAREHOUSE_PATH", None)
         else:

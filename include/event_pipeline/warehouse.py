@@ -10,6 +10,7 @@ import duckdb
 from event_pipeline import privacy
 from event_pipeline.adapters import CHECK_COLUMNS
 from event_pipeline.contract import CANONICAL_COLUMNS, canonical_ddl, quarantine_ddl
+from event_pipeline.writer_lock import warehouse_writer_lock
 
 STAGED_EXTRA_COLUMNS = (("row_id", "BIGINT"), ("line_fault", "VARCHAR"), ("raw_text", "VARCHAR"))
 
@@ -55,13 +56,15 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 @contextmanager
 def connect(path: Path, read_only: bool = False):
-    """A connection to the warehouse file; closes (and so releases the file lock) on exit."""
+    """A connection to the warehouse file, under its writer lock (writer_lock.py: another writer makes this
+    wait instead of failing with DuckDB's "Could not set lock on file"); closes and releases on exit."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
-    try:
-        if not read_only:
-            ensure_schema(con)
-        yield con
-    finally:
-        con.close()
+    with warehouse_writer_lock(path, "warehouse.connect"):
+        con = duckdb.connect(str(path), read_only=read_only)
+        try:
+            if not read_only:
+                ensure_schema(con)
+            yield con
+        finally:
+            con.close()

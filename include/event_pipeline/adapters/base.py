@@ -32,12 +32,18 @@ class AdapterError(ValueError):
         self.code = code
 
 
+# isinstance with a tuple is cheaper than with an X | Y union on Python 3.11; these run once or more per record.
+_NUMBER = (int, float)
+_NOT_TEXT = (dict, list, bool)
+_FLAT_VALUE = (bool, str, int, float)
+
+
 def parse_time(raw: Any) -> datetime | None:
     """ISO-8601 text or epoch seconds / milliseconds -> naive UTC datetime; None if unparseable."""
     if raw is None or isinstance(raw, bool):
         return None
     try:
-        if isinstance(raw, int | float):
+        if isinstance(raw, _NUMBER):
             seconds = raw / 1000.0 if abs(raw) >= 1e11 else float(raw)
             return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
         if isinstance(raw, str):
@@ -67,21 +73,23 @@ def content_hash(source: str, content: Any) -> str:
 
 def as_text(raw: Any) -> str | None:
     """Identifiers may arrive as numbers; keep them as text. Empty strings count as missing."""
-    if raw is None or isinstance(raw, dict | list | bool):
+    if raw.__class__ is str:  # the common case, without the str() call
+        return raw.strip() or None
+    if raw is None or isinstance(raw, _NOT_TEXT):
         return None
     text = str(raw).strip()
     return text or None
 
 
 def is_number(raw: Any) -> bool:
-    return isinstance(raw, int | float) and not isinstance(raw, bool)
+    return isinstance(raw, _NUMBER) and not isinstance(raw, bool)
 
 
 def flat_property_types_ok(properties: Any) -> bool:
     """Hackle: every property value is a boolean, string or number."""
     if not isinstance(properties, dict):
         return properties is None
-    return all(isinstance(v, bool | str | int | float) for v in properties.values())
+    return all(isinstance(v, _FLAT_VALUE) for v in properties.values())
 
 
 def reserved_property_count(properties: Any) -> int:
@@ -90,43 +98,50 @@ def reserved_property_count(properties: Any) -> int:
     return sum(1 for k in properties if str(k).startswith(RESERVED_NAME_PREFIXES))
 
 
+_RECORD_TEMPLATE: dict[str, Any] = {
+    "source": None,
+    "message_type": "track",
+    "event_id": None,
+    "user_id": None,
+    "anonymous_id": None,
+    "alias_ids": None,
+    "event_name": None,
+    "value": None,
+    "properties": None,
+    "idempotency_key": None,
+    "brand_id": None,
+    "company_id": None,
+    "account_id": None,
+    "tracker_id": None,
+    "channel": None,
+    "action": None,
+    "object": None,
+    "vendor": None,
+    "product": None,
+    "instance_id": None,
+    "attachments": None,
+    "event_time": None,
+    "received_at": None,
+    "raw": None,
+    "chk_value_ok": True,
+    "chk_property_keys_ok": True,
+    "chk_property_types_ok": True,
+    "chk_reserved_properties": 0,
+    "chk_idempotency_key_chars": 0,
+    "chk_record_bytes": 0,
+    "chk_attachments_ok": True,
+    "chk_alias_ok": True,
+    "chk_event_time_raw": None,
+}
+
+
 def new_record(source: str, raw_record: Any, raw_bytes: int) -> dict[str, Any]:
     """A record with every canonical and check field present (None until an adapter sets it)."""
-    return {
-        "source": source,
-        "message_type": "track",
-        "event_id": None,
-        "user_id": None,
-        "anonymous_id": None,
-        "alias_ids": None,
-        "event_name": None,
-        "value": None,
-        "properties": None,
-        "idempotency_key": None,
-        "brand_id": None,
-        "company_id": None,
-        "account_id": None,
-        "tracker_id": None,
-        "channel": None,
-        "action": None,
-        "object": None,
-        "vendor": None,
-        "product": None,
-        "instance_id": None,
-        "attachments": None,
-        "event_time": None,
-        "received_at": None,
-        "raw": raw_record,
-        "chk_value_ok": True,
-        "chk_property_keys_ok": True,
-        "chk_property_types_ok": True,
-        "chk_reserved_properties": 0,
-        "chk_idempotency_key_chars": 0,
-        "chk_record_bytes": raw_bytes,
-        "chk_attachments_ok": True,
-        "chk_alias_ok": True,
-        "chk_event_time_raw": None,
-    }
+    record = _RECORD_TEMPLATE.copy()  # cheaper than building the 33-key literal for every record
+    record["source"] = source
+    record["raw"] = raw_record
+    record["chk_record_bytes"] = raw_bytes
+    return record
 
 
 def set_properties(record: dict[str, Any], properties: Any) -> None:

@@ -1,0 +1,5 @@
+"""`python -m event_pipeline.bench`: see event_pipeline.bench.run."""
+
+from event_pipeline.bench.run import main
+
+main()
