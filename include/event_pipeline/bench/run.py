@@ -497,7 +497,8 @@ def targets(results: dict, args: argparse.Namespace) -> list[tuple]:
         rows.append((3, "10M-event hour completes, peak memory < 4 GB",
                      f"the {events:,}-event main hour: peak RSS {_gb(peak)} (the 10M hour is not run by default: "
                      "`--big-events 10000000` or `--full`)",
-                     ("met" if peak < TARGET_BIG_PEAK else "**missed**") + f" (reduced: {events:,} events)"))
+                     "not run at 10M" + (f" (the {events:,}-event hour stayed under 4 GB)" if peak < TARGET_BIG_PEAK
+                                         else f" (the {events:,}-event hour already exceeded 4 GB)")))
     else:
         rows.append((3, "10M-event hour completes, peak memory < 4 GB", "not run", "not run"))
     air = results.get("airflow")
