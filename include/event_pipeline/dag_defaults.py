@@ -58,6 +58,9 @@ def hourly_deadline():
     """A Deadline Alert (Airflow 3.1+): the run not finished HOURLY_DEADLINE_MINUTES after being queued."""
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
+    from event_pipeline.airflow_compat import let_dag_test_finish_with_deadlines
+
+    let_dag_test_finish_with_deadlines()
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(minutes=HOURLY_DEADLINE_MINUTES),
