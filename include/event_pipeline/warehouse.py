@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,6 +36,13 @@ AUDIT_DDL = (
 )
 
 
+def memory_config() -> dict[str, str]:
+    """DuckDB's memory cap for the pipeline's connections (EVENTS_DUCKDB_MEMORY_LIMIT, default 3GB): past it,
+    DuckDB spills to `<database file>.tmp` instead of growing (its own default cap is 80% of RAM). dbt's
+    connection gets the same cap from profiles.yml."""
+    return {"memory_limit": os.environ.get("EVENTS_DUCKDB_MEMORY_LIMIT", "3GB")}
+
+
 def staged_ddl(table: str) -> str:
     cols = [(n, t) for n, t, _ in CANONICAL_COLUMNS] + list(CHECK_COLUMNS) + list(STAGED_EXTRA_COLUMNS)
     body = ",\n    ".join(f"{n} {'VARCHAR' if n == 'raw' else t}" for n, t in cols)
@@ -61,7 +69,7 @@ def connect(path: Path, read_only: bool = False):
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     with warehouse_writer_lock(path, "warehouse.connect"):
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=memory_config())
         try:
             if not read_only:
                 ensure_schema(con)

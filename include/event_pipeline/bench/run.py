@@ -227,6 +227,16 @@ class Bench:
         self.results["backfill"] = {"first_hour": hours[0].isoformat(), **result}
 
 
+def _stage_table(run: dict, events: int) -> list[str]:
+    """The per-stage table's header and one row per pipeline stage (wall, CPU, events/s, peak RSS)."""
+    rows = ["| stage | wall s | CPU s | events/s | peak RSS |", "|---|---:|---:|---:|---:|"]
+    for stage in PIPELINE_STAGES:
+        s = _stage(run, stage)
+        rows.append(f"| {STAGE_LABELS[stage]} | {s['wall']:.1f} | {s['cpu']:.1f} | "
+                    f"{_fmt_int(events / max(s['wall'], 1e-9))} | {_gb(s['peak_rss'])} |")
+    return rows
+
+
 def _data_path(run: dict) -> float:
     """Seconds of the six stages (the first run of each: the incremental first hour validates again after)."""
     return sum(_stage(run, stage)["wall"] for stage in PIPELINE_STAGES)
@@ -322,12 +332,7 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
                    f"in {gen['objects']} objects, {gen['mb_gz']} MB gzipped ({gen['mb_raw']} MB raw); "
                    f"{gen['duplicates']:,} duplicate deliveries, {gen['invalid']:,} invalid, {gen['late']:,} late.")
         out.append("")
-        out.append("| stage | wall s | CPU s | events/s | peak RSS |")
-        out.append("|---|---:|---:|---:|---:|")
-        for stage in PIPELINE_STAGES:
-            s = _stage(run, stage)
-            out.append(f"| {STAGE_LABELS[stage]} | {s['wall']:.1f} | {s['cpu']:.1f} | "
-                       f"{_fmt_int(events / max(s['wall'], 1e-9))} | {_gb(s['peak_rss'])} |")
+        out.extend(_stage_table(run, events))
         total = _data_path(run)
         cpu = sum(_stage(run, s)["cpu"] for s in PIPELINE_STAGES)
         out.append(f"| **end-to-end data path (in-process)** | **{total:.1f}** | {cpu:.1f} | "
@@ -406,12 +411,7 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
         out.append(f"Generated in {big['generated']['seconds']}s ({big['generated']['events_per_second']:,} "
                    f"events/s).")
         out.append("")
-        out.append("| stage | wall s | CPU s | events/s | peak RSS |")
-        out.append("|---|---:|---:|---:|---:|")
-        for stage in PIPELINE_STAGES:
-            s = _stage(run, stage)
-            out.append(f"| {STAGE_LABELS[stage]} | {s['wall']:.1f} | {s['cpu']:.1f} | "
-                       f"{_fmt_int(events / max(s['wall'], 1e-9))} | {_gb(s['peak_rss'])} |")
+        out.extend(_stage_table(run, events))
         total = _data_path(run)
         out.append(f"| **end-to-end** | **{total:.1f}** | | {_fmt_int(events / total)} | "
                    f"**{_gb(run['ru_maxrss'])}** |")
