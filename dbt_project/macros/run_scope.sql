@@ -58,6 +58,14 @@
     them to delete the partitions a run rewrites. They run before the insert, so a predicate that
     reads `this` sees the table as it was before the run, exactly as the model's query did. -#}
 
+{% macro scope_batch_hour() -%}
+    {%- if is_full_scope() -%}
+        true
+    {%- else -%}
+        batch_hour = {{ batch_hour_sql() }}
+    {%- endif -%}
+{%- endmacro %}
+
 {% macro scope_event_hours() -%}
     {{ return(event_hour_in_scope('event_hour')) }}
 {%- endmacro %}
@@ -66,56 +74,56 @@
     {%- if is_full_scope() -%}
         true
     {%- else -%}
-        event_hour in ({{ events_affected_hours() }})
+        (
+            event_hour in ({{ affected_event_hours() }})
+            {%- if is_incremental() %}
+            or identity_type || ':' || identity_value in ({{ events_restamped_ids() }})
+            {%- endif %}
+        )
     {%- endif -%}
 {%- endmacro %}
 
-{#- Event hours the events mart rewrites: the run's scope plus every hour holding an event whose
-    user_key no longer matches the identity map (identity merges and splits). -#}
-{% macro events_affected_hours() -%}
-    {{ affected_event_hours() }}
-    {%- if is_incremental() %}
-    union
-    select existing.event_hour
+{#- Ids ("<id_type>:<id_value>", as int_identity_components names them) whose rows in the events mart
+    carry a user_key the identity map no longer gives them (identity merges and splits). The events
+    mart rewrites those rows, wherever they are, instead of their whole event hours: a merge of a
+    busy person touches a few rows in hundreds of hours. -#}
+{% macro events_restamped_ids() -%}
+    select distinct existing.identity_type || ':' || existing.identity_value
     from {{ this }} as existing
     left join {{ ref('int_identity_map') }} as identity_map
         on existing.identity_type = identity_map.id_type
         and existing.identity_value = identity_map.id_value
     where existing.user_key is distinct from identity_map.user_key
-    {%- endif %}
+        and existing.identity_value is not null
 {%- endmacro %}
 
-{#- User keys whose sessions this run rebuilds. -#}
-{% macro sessions_affected_user_keys() -%}
-    select user_key
-    from {{ ref('events') }}
-    where user_key is not null
-        and {{ event_hour_in_scope('event_hour') }}
-    union
-    {{ changed_user_keys() }}
-    {%- if is_incremental() %}
-    union
-    select existing.user_key
-    from {{ this }} as existing
-    inner join {{ ref('int_run_scope') }} as scope
-        on existing.started_at < scope.event_hour + interval 1 hour
-        and existing.ended_at >= scope.event_hour
-    union
-    select existing.user_key
-    from {{ this }} as existing
-    where existing.user_key not in (
-        select identity_map.user_key
-        from {{ ref('int_identity_map') }} as identity_map
-        where identity_map.user_key is not null
-    )
-    {%- endif %}
+{#- Sessions: the run rebuilds every session that ends at or after the cutoff (the first affected
+    event hour minus the session gap), for every person, and every session of a person whose identity
+    changed or who is no longer known. A session that ended before the cutoff cannot change: the
+    run only adds or removes events at or after the first affected hour, which is at least a full
+    gap after that session's last event. -#}
+{% macro sessions_rebuild_cutoff() -%}
+    select
+        min(event_hour)
+        - to_minutes(cast({{ var('session_gap_minutes', 30) }} as bigint)) as rebuild_cutoff
+    from {{ ref('int_run_scope') }}
 {%- endmacro %}
 
 {% macro scope_sessions() -%}
     {%- if is_full_scope() -%}
         true
     {%- else -%}
-        user_key in ({{ sessions_affected_user_keys() }})
+        (
+            ended_at >= ({{ sessions_rebuild_cutoff() }})
+            or user_key in ({{ changed_user_keys() }})
+            {%- if is_incremental() %}
+            or user_key not in (
+                select identity_map.user_key
+                from {{ ref('int_identity_map') }} as identity_map
+                where identity_map.user_key is not null
+            )
+            {%- endif %}
+        )
     {%- endif -%}
 {%- endmacro %}
 

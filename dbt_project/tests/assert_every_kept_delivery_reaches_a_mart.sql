@@ -1,4 +1,7 @@
-{#- Every kept delivery is exactly one row of events or annotations, and nothing else is. -#}
+{#- Every kept delivery is exactly one row of events or annotations, and nothing else is. An hourly
+    run checks the event hours it recomputed (int_run_scope); a full-scope build checks every hour. -#}
+
+-- depends_on: {{ ref('int_run_scope') }}
 
 with
 
@@ -8,7 +11,9 @@ kept_deliveries as (
         event_id,
         batch_hour
     from {{ ref('int_event_deliveries_classified') }}
-    where dedupe_status = 'kept'
+    where
+        dedupe_status = 'kept'
+        and {{ event_hour_in_scope('event_hour') }}
 
 ),
 
@@ -18,11 +23,13 @@ mart_events as (
         event_id,
         batch_hour
     from {{ ref('events') }}
+    where {{ event_hour_in_scope('event_hour') }}
     union all
     select
         event_id,
         batch_hour
     from {{ ref('annotations') }}
+    where {{ event_hour_in_scope('event_hour') }}
 
 ),
 

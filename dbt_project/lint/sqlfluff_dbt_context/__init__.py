@@ -35,8 +35,20 @@ def event_hour_in_scope(column="event_hour"):
     return f"{column} in ({_SCOPE})"
 
 
-def events_affected_hours():
+def affected_event_hours():
     return _SCOPE
+
+
+def events_restamped_ids():
+    return "select id_type || ':' || id_value from intermediate.int_identity_map"
+
+
+def sessions_rebuild_cutoff():
+    return "select min(event_hour) - interval 30 minute as rebuild_cutoff from intermediate.int_run_scope"
+
+
+def changed_user_keys():
+    return "select user_key from intermediate.int_identity_map"
 
 
 def affected_batch_hours():

@@ -1,4 +1,18 @@
-{#- Every valid delivery of every source, with the keys the rest of the project works on. -#}
+{#- Every valid delivery of every source, with the keys the rest of the project works on.
+
+    A table, partitioned by dump hour: an hourly run replaces the rows of its own dump hour, the only
+    landing rows a load of that hour can change (a privacy request or a historical import rebuilds
+    it all). Every later model reads deliveries by event hour, event_id or idempotency group; from
+    a view over landing, each of those reads recomputed the keys of every delivery ever loaded. -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        scope_predicate='scope_batch_hour',
+        on_schema_change='fail',
+    )
+}}
 
 with
 
@@ -76,6 +90,9 @@ final as (
             else coalesce(nullif(user_id, ''), nullif(anonymous_id, ''), nullif(instance_id, ''))
         end as identity_value
     from unioned
+    {%- if is_incremental() and not is_full_scope() %}
+    where batch_hour = {{ batch_hour_sql() }}
+    {%- endif %}
 
 )
 

@@ -1,6 +1,6 @@
 {#- One row per deduplicated event (every message type except Trak.io annotate), attributed to
-    the person (user_key) its id belongs to. Partitioned by event hour: a run rewrites the
-    affected event hours plus the hours of events whose user_key changed. -#}
+    the person (user_key) its id belongs to. A run rewrites the affected event hours plus the rows
+    of the ids whose user_key changed (identity merges and splits). -#}
 
 -- the run's scope macros read these in hourly runs only
 -- depends_on: {{ ref('int_run_scope') }}
@@ -40,16 +40,14 @@ scoped_events as (
 
 {%- else -%}
 
-affected_event_hours as (
-
-    {{ events_affected_hours() }}
-
-),
-
 scoped_events as (
 
     select * from deduped_events
-    where event_hour in (select affected_event_hours.event_hour from affected_event_hours)
+    where
+        event_hour in ({{ affected_event_hours() }})
+        {%- if is_incremental() %}
+        or identity_type || ':' || identity_value in ({{ events_restamped_ids() }})
+        {%- endif %}
 
 ),
 

@@ -1,8 +1,9 @@
 {#- One row per session: a user's run of events with less than session_gap_minutes (default 30)
     between consecutive events; a gap of exactly the limit starts a new session. session_id is
-    a hash of the user_key and the session's first event time. A run rebuilds every session of
-    the users with an event in an affected event hour, an old session overlapping one, or an
-    identity change. -#}
+    a hash of the user_key and the session's first event time. An hourly run rebuilds the sessions
+    that end at or after its cutoff (the first affected event hour minus the gap) from each person's
+    events since the first of those sessions, numbering them after the person's earlier sessions,
+    which it keeps; a person whose identity changed is rebuilt from their first event. -#}
 
 -- the run's scope macros read these in hourly runs only
 -- depends_on: {{ ref('int_run_scope') }}
@@ -19,14 +20,74 @@
 
 with
 
-events as (
+all_events as (
 
     select * from {{ ref('events') }}
-    where
-        user_key is not null
-        and {{ scope_sessions() }}
+    where user_key is not null
 
 ),
+
+{% if is_full_scope() or not is_incremental() -%}
+
+events as (
+
+    select
+        *,
+        0 as kept_sessions
+    from all_events
+
+),
+
+{%- else -%}
+
+rebuild_cutoff as (
+
+    {{ sessions_rebuild_cutoff() }}
+
+),
+
+rebuilt_people as (
+
+    {{ changed_user_keys() }}
+
+),
+
+-- per person: where the rebuild starts (the first session ending at or after the cutoff, else the
+-- cutoff) and how many of their sessions end before it (kept as they are)
+rebuild_starts as (
+
+    select
+        previous_sessions.user_key,
+        -- least() skips NULL: the cutoff when none of the person's sessions ends after it
+        least(
+            min(previous_sessions.started_at)
+            filter (where previous_sessions.ended_at >= rebuild_cutoff.rebuild_cutoff),
+            rebuild_cutoff.rebuild_cutoff
+        ) as rebuild_from,
+        count(*) filter (where previous_sessions.ended_at < rebuild_cutoff.rebuild_cutoff) as kept_sessions
+    from {{ this }} as previous_sessions
+    cross join rebuild_cutoff
+    where previous_sessions.user_key not in (select rebuilt_people.user_key from rebuilt_people)
+    group by previous_sessions.user_key, rebuild_cutoff.rebuild_cutoff
+
+),
+
+events as (
+
+    select
+        all_events.*,
+        coalesce(rebuild_starts.kept_sessions, 0) as kept_sessions
+    from all_events
+    cross join rebuild_cutoff
+    left join rebuild_starts
+        on all_events.user_key = rebuild_starts.user_key
+    where
+        all_events.user_key in (select rebuilt_people.user_key from rebuilt_people)
+        or all_events.event_time >= coalesce(rebuild_starts.rebuild_from, rebuild_cutoff.rebuild_cutoff)
+
+),
+
+{%- endif %}
 
 ordered_events as (
 
@@ -36,6 +97,7 @@ ordered_events as (
         event_name,
         event_time,
         event_value,
+        kept_sessions,
         lag(event_time) over (
             partition by user_key
             order by event_time, event_id
@@ -78,6 +140,7 @@ sessions as (
     select
         user_key,
         session_number,
+        kept_sessions + session_number as session_number_overall,
         min(event_time) as started_at,
         max(event_time) as ended_at,
         count(*) as event_count,
@@ -86,7 +149,7 @@ sessions as (
         arg_min(event_id, (event_time, event_id)) as first_event_id,
         arg_max(event_id, (event_time, event_id)) as last_event_id
     from numbered_events
-    group by user_key, session_number
+    group by user_key, session_number, kept_sessions
 
 ),
 
@@ -95,7 +158,7 @@ final as (
     select
         's_' || left(md5(user_key || '|' || strftime(started_at, '%Y-%m-%dT%H:%M:%S.%f')), 16) as session_id,
         user_key,
-        cast(session_number as bigint) as session_number,
+        cast(session_number_overall as bigint) as session_number,
         started_at,
         ended_at,
         cast(date_diff('second', started_at, ended_at) as bigint) as duration_seconds,
