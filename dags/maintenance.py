@@ -7,7 +7,9 @@ Daily housekeeping of the warehouse, one concern per task:
    records (`landing.quarantine`, default 90 days) of old dump hours; per-object counts stay for audits.
    `EVENTS_STAGED_RETENTION_DAYS`, `EVENTS_QUARANTINE_RETENTION_DAYS` configure it.
 2. **checkpoint_warehouse**: `FORCE CHECKPOINT` on the DuckDB file (WAL folded in, free blocks reclaimed).
-3. **prune_docs**: GX Data Docs sites older than `EVENTS_DOCS_RETENTION_DAYS` (30), dbt's per-run
+3. **republish_snapshot**: writes the analysts' snapshot whole (hourly publishes rewrite only the rows that
+   changed, which leaves free blocks in the file; this compacts it and carries the retention to it).
+4. **prune_docs**: GX Data Docs sites older than `EVENTS_DOCS_RETENTION_DAYS` (30), dbt's per-run
    artifacts, snapshot temp files left by a crashed publish.
 """
 
@@ -43,13 +45,19 @@ def warehouse_maintenance():
 
         return maintenance_checkpoint()
 
+    @task(**WRITER_TASK_ARGS)
+    def republish_snapshot(checkpointed: dict) -> dict:
+        from event_pipeline.pipeline import publish
+
+        return publish(None, full=True)
+
     @task
-    def prune_docs(checkpointed: dict, data_interval_end=None) -> dict:
+    def prune_docs(republished: dict, data_interval_end=None) -> dict:
         from event_pipeline.pipeline import maintenance_prune_docs
 
         return maintenance_prune_docs(data_interval_end)
 
-    prune_docs(checkpoint_warehouse(apply_retention()))
+    prune_docs(republish_snapshot(checkpoint_warehouse(apply_retention())))
 
 
 dag = warehouse_maintenance()

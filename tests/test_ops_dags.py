@@ -47,6 +47,7 @@ def test_maintenance_keeps_recent_hours_and_drops_old_raw_data(two_hours_loaded,
         monkeypatch.setenv(name, "0.05")
     assert count(work, "select batch_hour, count(*) from landing.staged_records group by 1 order by 1") == [
         (H5, 21), (H6, 5)]
+    assert count(home / "warehouse" / "analytics.duckdb", "select count(*) from landing.quarantine") == [(5,)]
     stale_tmp = home / "warehouse" / ".analytics-crashed.duckdb"
     stale_tmp.write_bytes(b"")
     import os
@@ -64,6 +65,10 @@ def test_maintenance_keeps_recent_hours_and_drops_old_raw_data(two_hours_loaded,
     docs = sorted(p.name for p in (home / "gx" / "data_docs").iterdir())
     assert docs == ["hour=2026-11-20T06"]
     assert not stale_tmp.exists()
+    # the analysts' snapshot was rewritten whole: retention reached it, the marts are all there
+    snapshot = home / "warehouse" / "analytics.duckdb"
+    assert count(snapshot, "select count(*) from landing.quarantine") == [(0,)]
+    assert count(snapshot, "select count(*) from marts.events") == count(work, "select count(*) from marts.events")
 
 
 def test_an_edited_definition_is_recomputed_through_the_asset(two_hours_loaded, airflow_db, monkeypatch, tmp_path):

@@ -149,41 +149,23 @@ def segment(hour: datetime, settings: Settings | None = None) -> dict:
     return sizes
 
 
-def publish(hour: datetime | None, settings: Settings | None = None) -> dict:
-    """Copy the analyst-facing tables into a new snapshot file and swap it in atomically.
+def publish(hour: datetime | None, settings: Settings | None = None, full: bool = False) -> dict:
+    """Bring the analysts' snapshot file up to date with the warehouse and swap it in atomically.
 
-    Readers open analytics.duckdb read-only; os.replace swaps the directory entry in one step, so a reader
-    sees either the previous complete snapshot or the new one, never a half-written hour, and readers that
-    already hold the old file keep reading it (the inode lives until they close it)."""
+    Readers open analytics.duckdb read-only and see the previous complete snapshot or the new one, never a
+    half-written hour (event_pipeline.snapshot). Only what changed since the last publish is rewritten;
+    `full=True` copies every table (the daily maintenance does, to compact the file)."""
+    from event_pipeline.snapshot import publish_snapshot
+
     settings = settings or get_settings()
-    target = settings.analytics_path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}-{os.getpid()}-{time.time_ns()}.duckdb")
-    started = time.monotonic()
     with connect(settings.warehouse_path) as con:
-        con.execute(f"attach '{tmp}' as snapshot")
-        try:
-            tables = con.execute(
-                "select table_schema, table_name from information_schema.tables "
-                "where table_catalog = current_database() and (table_schema in ? or "
-                "table_schema || '.' || table_name in ?) order by all",
-                [list(PUBLISHED_SCHEMAS), list(PUBLISHED_TABLES)],
-            ).fetchall()
-            for schema in sorted({s for s, _ in tables}):
-                con.execute(f'create schema snapshot."{schema}"')
-            for schema, table in tables:
-                con.execute(f'create table snapshot."{schema}"."{table}" as select * from "{schema}"."{table}"')
-            con.execute("create schema if not exists snapshot.meta")
-            con.execute(
-                "create table snapshot.meta.snapshot as select ?::timestamp as published_batch_hour, "
-                "(select max(batch_hour) from landing.object_counts) as latest_batch_hour, "
-                "now()::timestamp as published_at", [hour])
-        finally:
-            con.execute("detach snapshot")
-    os.replace(tmp, target)
-    seconds = round(time.monotonic() - started, 2)
-    log.info("published %s tables to %s in %.2fs", len(tables), target, seconds)
-    return {"tables": len(tables), "path": str(target), "seconds": seconds}
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_catalog = current_database() and (table_schema in ? or "
+            "table_schema || '.' || table_name in ?) order by all",
+            [list(PUBLISHED_SCHEMAS), list(PUBLISHED_TABLES)],
+        ).fetchall()
+        return publish_snapshot(con, settings.analytics_path, [tuple(t) for t in tables], hour, full=full)
 
 
 def forget_person(requested_id: str, request_id: str, settings: Settings | None = None) -> dict:

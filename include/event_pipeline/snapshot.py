@@ -1,0 +1,155 @@
+"""Publish the analyst-facing tables as an immutable snapshot file that replaces the previous one atomically.
+
+A publish writes a new file next to `analytics.duckdb` and swaps it in with `os.replace`: a reader sees the
+previous complete snapshot or the new one, never a half-written hour, and a reader that already holds the
+old file keeps reading it (its inode lives until they close it).
+
+The new file starts as a byte copy of the previous snapshot and is then brought up to date table by table:
+  * a table with a row key (ROW_KEYS) gets only its changed rows: the rows of every key whose row hash
+    differs between the warehouse and the snapshot (new, changed or deleted) are deleted and inserted
+    again from the warehouse;
+  * any other table is compared by a fingerprint of all its rows and copied whole when it differs;
+  * a table that is new, gone, or whose columns changed is created, dropped or copied whole.
+An hourly run changes a small part of the big tables, so the publish costs about what the hour changed
+(plus hashing the tables) instead of rewriting every table. `full=True` (no previous snapshot, or the daily
+maintenance, which also compacts the file) copies every table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+# The unique key of each big published table (each is tested unique in dbt). A key whose hash collides
+# with another's only makes both rows be rewritten; it never hides a change.
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    "marts.events": ("event_id",),
+    "marts.annotations": ("event_id",),
+    "marts.sessions": ("session_id",),
+    "marts.daily_user_activity": ("user_key", "activity_date"),
+    "marts.users": ("user_key",),
+    "marts.identities": ("id_type", "id_value"),
+    "marts.identity_merges": ("id_a_type", "id_a_value", "id_b_type", "id_b_value"),
+}
+
+SNAPSHOT = "snapshot"
+
+
+def _quoted(schema: str, table: str, catalog: str | None = None) -> str:
+    parts = ([catalog] if catalog else []) + [schema, table]
+    return ".".join(f'"{part}"' for part in parts)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, tables: list[tuple[str, str]] | None = None
+             ) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    rows = con.execute(
+        "select table_schema, table_name, column_name, data_type from information_schema.columns "
+        "where table_catalog = ? order by table_schema, table_name, ordinal_position", [catalog]).fetchall()
+    columns: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for schema, table, column, data_type in rows:
+        if tables is None or (schema, table) in tables:
+            columns.setdefault((schema, table), []).append((column, data_type))
+    return columns
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return con.execute(f"select count(*) from {relation}").fetchall()[0][0]
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection, relation: str) -> tuple:
+    return tuple(con.execute(
+        f"select count(*), coalesce(sum(hash(*columns(*))::hugeint), 0) from {relation}").fetchall()[0])
+
+
+def _copy_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> int:
+    con.execute(f"create or replace table {_quoted(schema, table, SNAPSHOT)} as "
+                f"select * from {_quoted(schema, table)}")
+    return _count(con, _quoted(schema, table, SNAPSHOT))
+
+
+def _update_by_key(con: duckdb.DuckDBPyConnection, schema: str, table: str, key: tuple[str, ...]) -> int | None:
+    """Replace the rows of every changed key; the number of keys replaced, None when the result does not
+    add up (then the caller copies the table whole)."""
+    work, snap = _quoted(schema, table), _quoted(schema, table, SNAPSHOT)
+    key_hash = "hash(" + ", ".join(f'"{column}"' for column in key) + ")"
+    con.execute(
+        "create or replace temp table publish_changed_keys as "
+        "select distinct coalesce(current_rows.k, published_rows.k) as k "
+        f"from (select {key_hash} as k, hash(*columns(*)) as h from {work}) as current_rows "
+        f"full join (select {key_hash} as k, hash(*columns(*)) as h from {snap}) as published_rows "
+        "on current_rows.k = published_rows.k "
+        "where current_rows.h is distinct from published_rows.h")
+    changed = _count(con, "publish_changed_keys")
+    if changed:
+        con.execute(f"delete from {snap} where {key_hash} in (select k from publish_changed_keys)")
+        con.execute(f"insert into {snap} select * from {work} where {key_hash} in (select k from publish_changed_keys)")
+    con.execute("drop table publish_changed_keys")
+    if _count(con, snap) != _count(con, work):
+        return None
+    return changed
+
+
+def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, tables: list[tuple[str, str]],
+                     published_batch_hour: datetime | None, full: bool = False) -> dict:
+    """Write `tables` of the warehouse `con` is connected to (as its writer) into a new snapshot file and
+    swap it in at `target`. Returns what it did per table."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}-{os.getpid()}-{time.time_ns()}.duckdb")
+    incremental = not full and target.exists()
+    started = time.monotonic()
+    if incremental:
+        shutil.copyfile(target, tmp)
+    work_catalog = con.execute("select current_database()").fetchall()[0][0]
+    actions: dict[str, str] = {}
+    try:
+        con.execute(f"attach '{tmp}' as {SNAPSHOT}")
+        try:
+            current = _columns(con, work_catalog, tables)
+            published = _columns(con, SNAPSHOT)
+            for schema, table in sorted(set(published) - set(current)):
+                if (schema, table) != ("meta", "snapshot"):
+                    con.execute(f"drop table {_quoted(schema, table, SNAPSHOT)}")
+                    actions[f"{schema}.{table}"] = "dropped"
+            for schema in sorted({schema for schema, _ in current} | {"meta"}):
+                con.execute(f'create schema if not exists {SNAPSHOT}."{schema}"')
+            for schema, table in sorted(current):
+                name = f"{schema}.{table}"
+                if published.get((schema, table)) != current[(schema, table)]:
+                    actions[name] = f"copied {_copy_table(con, schema, table)} rows"
+                    continue
+                key = ROW_KEYS.get(name)
+                if key is None:
+                    if _fingerprint(con, _quoted(schema, table)) == _fingerprint(con, _quoted(schema, table, SNAPSHOT)):
+                        actions[name] = "unchanged"
+                    else:
+                        actions[name] = f"copied {_copy_table(con, schema, table)} rows"
+                    continue
+                changed = _update_by_key(con, schema, table, key)
+                if changed is None:
+                    log.warning("publish: %s did not add up after replacing its changed rows; copying it whole",
+                                name)
+                    actions[name] = f"copied {_copy_table(con, schema, table)} rows"
+                else:
+                    actions[name] = f"{changed} keys replaced" if changed else "unchanged"
+            con.execute(
+                f"create or replace table {SNAPSHOT}.meta.snapshot as select ?::timestamp as published_batch_hour, "
+                "(select max(batch_hour) from landing.object_counts) as latest_batch_hour, "
+                "now()::timestamp as published_at", [published_batch_hour])
+        finally:
+            con.execute(f"detach {SNAPSHOT}")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    seconds = round(time.monotonic() - started, 2)
+    mode = "incremental" if incremental else "full"
+    log.info("published %s tables to %s in %.2fs (%s): %s", len(current), target, seconds, mode, actions)
+    return {"tables": len(current), "path": str(target), "seconds": seconds, "mode": mode, "actions": actions}
