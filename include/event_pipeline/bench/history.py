@@ -5,8 +5,9 @@
 Writes the landing tables directly (landing.events and landing.object_counts, as load + validate leave
 them), vectorised: the same users, sources, event mix, 10% duplicate deliveries and 5% late events as the
 dump generator, but only valid records (the invalid ones would sit in landing.quarantine, which no model
-reads for history). Then one full-scope `dbt build` builds every model from all of it and the segments are
-evaluated as of the end of the history, so the next hour runs exactly as it would after 30 days in production.
+reads for history). Then one full-scope `dbt build` builds every model from all of it, the segments are
+evaluated as of the end of the history and the snapshot is published, so the next hour runs exactly as it
+would after 30 days in production.
 The hourly path itself (discover, load, validate) is not replayed for history: its cost does not depend on it.
 """
 
@@ -178,7 +179,9 @@ def seed_landing(con: duckdb.DuckDBPyConnection, before: datetime, days: int, ev
 
 
 def seed(before: datetime, days: int, events: int, seed_value: int = 7) -> dict:
-    """Landing history, one full-scope dbt build, segments as of the end of the history."""
+    """Landing history, one full-scope dbt build, segments as of the end of the history and the analysts'
+    snapshot published, as the last hourly run of the history leaves them (the next hour's publish then
+    updates a snapshot, as it does in production, instead of writing the first one)."""
     from event_pipeline import pipeline
     from event_pipeline.settings import get_settings
     from event_pipeline.warehouse import connect
@@ -195,6 +198,9 @@ def seed(before: datetime, days: int, events: int, seed_value: int = 7) -> dict:
     started = time.monotonic()
     pipeline.segment(before - timedelta(hours=1), settings)
     timings["segment"] = round(time.monotonic() - started, 2)
+    started = time.monotonic()
+    pipeline.publish(before - timedelta(hours=1), settings)
+    timings["publish"] = round(time.monotonic() - started, 2)
     return {"rows": rows, "days": days, "events_per_hour": events, "seconds": timings}
 
 
