@@ -105,11 +105,11 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, tables: list[
     tmp = target.with_name(f".{target.stem}-{os.getpid()}-{time.time_ns()}.duckdb")
     incremental = not full and target.exists()
     started = time.monotonic()
-    if incremental:
-        shutil.copyfile(target, tmp)
     work_catalog = con.execute("select current_database()").fetchall()[0][0]
     actions: dict[str, str] = {}
     try:
+        if incremental:
+            shutil.copyfile(target, tmp)
         con.execute(f"attach '{tmp}' as {SNAPSHOT}")
         try:
             current = _columns(con, work_catalog, tables)
