@@ -236,3 +236,34 @@ def test_lines_read_always_equal_valid_plus_quarantined(s3, events_home, monkeyp
     loaded, validated = run_load_and_validate()
     assert loaded["lines"] == len(lines) == validated["records"]
     assert validated["valid"] + validated["quarantined"] == len(lines)
+
+
+ORBEE_VIEW = {"received_at": T, "path": "/collect/7/9/event",
+              "body": {"action": "view", "object": "form", "vendor": "V", "product": "P", "instance_id": "i1"}}
+
+
+def test_a_load_that_fails_part_way_leaves_the_hour_as_it_was(s3, events_home, monkeypatch):
+    """The hour streams into DuckDB batch by batch in one INSERT: a failure after some batches went in
+    (here an object that vanished between discover and load) lands none of them, and says which object."""
+    monkeypatch.setattr("event_pipeline.ingest.FLUSH_ROWS", 2)  # several batches before the failure
+    fs, bucket = s3
+    fs.pipe_file(f"{bucket}/{dump_key('hackle', HOUR, 'a.jsonl')}", jsonl([hackle(user=f"u{i}") for i in range(5)]))
+    fs.pipe_file(f"{bucket}/{dump_key('orbee', HOUR, 'b.jsonl')}", jsonl([ORBEE_VIEW] * 3))
+    objects = pipeline.discover(HOUR)
+    assert pipeline.load(HOUR, objects)["records"] == 8
+
+    def staged():
+        con = duckdb.connect(str(events_home / "warehouse" / "work.duckdb"), read_only=True)
+        try:
+            return con.execute("select row_id, source, object_key, line_number, user_id, raw "
+                               "from landing.staged_records order by row_id").fetchall()
+        finally:
+            con.close()
+
+    before = staged()
+    assert [row[0] for row in before] == list(range(8))  # row ids run on across the streamed batches
+    fs.pipe_file(f"{bucket}/{dump_key('hackle', HOUR, 'a.jsonl')}", jsonl([hackle(user=f"new{i}") for i in range(5)]))
+    gone = {"source": "orbee", "key": dump_key("orbee", HOUR, "gone.jsonl"), "size": 10}
+    with pytest.raises(FileNotFoundError, match=r"gone\.jsonl"):
+        pipeline.load(HOUR, [*objects, gone])
+    assert staged() == before

@@ -7,7 +7,7 @@ from pathlib import Path
 from dbt.cli.main import dbtRunner
 
 from event_pipeline.dbt_cosmos import release_dbt_duckdb
-from event_pipeline.warehouse import connect
+from event_pipeline.warehouse import DEFAULT_MEMORY_LIMIT, connect
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 
@@ -29,3 +29,12 @@ def test_pipeline_and_dbt_connections_use_the_configured_memory_limit(tmp_path, 
     assert result.success, result.exception
     (node,) = result.result.results
     assert node.agate_table.rows[0]["memory_limit"] == "953.6 MiB"
+
+
+def test_the_pipeline_and_dbt_default_to_the_same_cap(tmp_path, monkeypatch):
+    """Unset, both sides use DEFAULT_MEMORY_LIMIT (2GB: a 10M-event hour stays under 4 GB resident)."""
+    monkeypatch.delenv("EVENTS_DUCKDB_MEMORY_LIMIT", raising=False)
+    with connect(tmp_path / "work.duckdb") as con:
+        assert con.execute("select current_setting('memory_limit')").fetchall() == [("1.8 GiB",)]
+    profile = (PROJECT_DIR / "profiles.yml").read_text()
+    assert f"env_var('EVENTS_DUCKDB_MEMORY_LIMIT', '{DEFAULT_MEMORY_LIMIT}')" in profile
