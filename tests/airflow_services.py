@@ -261,11 +261,35 @@ class Airflow:
 
     def create_backfill(self, dag_id: str, first_hour: datetime, last_hour: datetime, *,
                         max_active_runs: int = 1, reprocess_behavior: str = "completed") -> dict:
-        """POST /api/v2/backfills for the runs with logical dates first_hour..last_hour (both included)."""
-        return self.request("POST", "/api/v2/backfills", {
-            "dag_id": dag_id, "from_date": iso(first_hour), "to_date": iso(last_hour),
-            "reprocess_behavior": reprocess_behavior, "max_active_runs": max_active_runs,
-        })
+        """POST /api/v2/backfills for the runs with logical dates first_hour..last_hour (both included).
+
+        On SQLite the api-server can answer 500 ("database is locked" in its log) when the scheduler takes the
+        write lock while the backfill's runs are created. Airflow commits the runs as it goes, so such a
+        request can leave a backfill with only the first runs (seen: 18 of 24 hours, on 2026-11-27). A request
+        that created nothing is sent again; a part-made backfill is an error that says so."""
+        body = {"dag_id": dag_id, "from_date": iso(first_hour), "to_date": iso(last_hour),
+                "reprocess_behavior": reprocess_behavior, "max_active_runs": max_active_runs}
+        expected = int((last_hour - first_hour) / timedelta(hours=1)) + 1
+        for attempt in range(1, 4):
+            try:
+                return self.request("POST", "/api/v2/backfills", body, timeout=120)
+            except AirflowError as exc:
+                if "HTTP 500" not in str(exc):
+                    raise
+                existing = self.request("GET", f"/api/v2/backfills?dag_id={dag_id}").get("backfills", [])
+                if existing:
+                    made = [r for r in self.dag_runs(dag_id) if r["run_type"] == "backfill"]
+                    raise AirflowError(
+                        f"POST /api/v2/backfills failed part-way (HTTP 500): backfill {existing[-1]['id']} has "
+                        f"{len(made)} of {expected} runs. On SQLite this is 'database is locked' (api-server log); "
+                        f"cancel it and backfill fewer hours at a time, or use PostgreSQL.\n"
+                        f"{self.logs_report(['api-server'])}") from exc
+                if attempt == 3:
+                    raise
+                print(f"POST /api/v2/backfills: HTTP 500, nothing created (attempt {attempt}); retrying",
+                      file=sys.stderr)
+                time.sleep(3 * attempt)
+        raise AssertionError("unreachable")
 
     def dag_runs(self, dag_id: str = DAG_ID) -> list[dict]:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date")["dag_runs"]
