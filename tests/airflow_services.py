@@ -76,6 +76,15 @@ def tcp_reachable(host: str, port: int, timeout: float = 2.0) -> bool:
         return False
 
 
+# The machine's PostgreSQL (trust auth): the metadata DB of the tests that start Airflow's components.
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+
+
+def postgres_metadata_env(database: str) -> dict[str, str]:
+    """Airflow env for a metadata DB on the machine's PostgreSQL (see the `postgres_database` fixture)."""
+    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"}
+
+
 class AirflowError(AssertionError):
     """Something in the real Airflow stack did not happen in time or failed; the message carries logs."""
 

@@ -1,7 +1,8 @@
 """Issue #6, part 2: in a real browser (headless Chromium, the Debian package, driven by Playwright) a data
 engineer logs in to the Airflow UI, switches the hourly DAG on, creates a 2-hour backfill through the
 Trigger -> Backfill dialog and sees both runs succeed. Screenshots of each step go to
-test-output/test_backfill_browser/."""
+test-output/test_backfill_browser/. Airflow's metadata is on PostgreSQL: on SQLite the dialog's request
+can fail part-way with "database is locked" (see test_backfill_rest.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from airflow_services import (
     assert_hourly_intervals,
     assert_same_tables,
     hours_from,
+    postgres_metadata_env,
     upload_sample_hours,
     warehouse_checksums,
 )
@@ -47,7 +49,7 @@ def chromium_binary() -> str:
     return binary
 
 
-def test_backfill_from_the_ui_dialog(chromium_binary, s3, s3_server, tmp_path):
+def test_backfill_from_the_ui_dialog(chromium_binary, postgres_database, s3, s3_server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     reference = ReferenceRun.shared(s3_server)
@@ -59,7 +61,8 @@ def test_backfill_from_the_ui_dialog(chromium_binary, s3, s3_server, tmp_path):
     SHOTS.mkdir(parents=True)
 
     with airflow_stack(tmp_path / "airflow", s3_connection=os.environ["AIRFLOW_CONN_EVENTS_S3"],
-                       events_home=airflow_events, name="test_backfill_browser") as af, sync_playwright() as pw:
+                       events_home=airflow_events, extra_env=postgres_metadata_env(postgres_database),
+                       name="test_backfill_browser") as af, sync_playwright() as pw:
         af.wait_for_dag(DAG_ID)
         browser = pw.chromium.launch(executable_path=chromium_binary, args=CHROMIUM_ARGS)
         # UTC in the browser: the dialog's date fields are in the browser's time zone

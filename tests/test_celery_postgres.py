@@ -14,12 +14,15 @@ from datetime import datetime
 import pytest
 from airflow_services import (
     DAG_ID,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
     ReferenceRun,
     airflow_stack,
     assert_hourly_intervals,
     assert_same_tables,
     hours_from,
-    tcp_reachable,
+    postgres_metadata_env,
     upload_sample_hours,
     warehouse_checksums,
 )
@@ -27,7 +30,6 @@ from airflow_services import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HOURS = hours_from(datetime(2026, 11, 19, 0), 2)  # the first two hours of test_backfill_rest's six
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 5  # a db number of its own on the shared Redis
 
 
@@ -38,33 +40,6 @@ def _redis_ping() -> bool:
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-@pytest.fixture
-def postgres_database():
-    """A fresh, empty metadata database for this test (its name), dropped at the end."""
-    if not tcp_reachable(PG_HOST, PG_PORT):
-        pytest.skip(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
-    import psycopg2
-
-    def admin():
-        con = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5)
-        con.autocommit = True
-        return con
-
-    try:
-        con = admin()
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"cannot connect to PostgreSQL on {PG_HOST}:{PG_PORT} as {PG_USER}: {exc}")
-    name = f"events_airflow_test_{uuid.uuid4().hex[:10]}"
-    with con.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    con.close()
-    yield name
-    con = admin()
-    with con.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}" with (force)')
-    con.close()
 
 
 @pytest.fixture
@@ -108,7 +83,7 @@ def test_two_hours_on_celery_and_postgres_equal_embedded_default(postgres_databa
     airflow_events = tmp_path / "airflow-events"  # the one warehouse both workers write (pool: 1 writer)
     db = f"{PG_USER}@{PG_HOST}:{PG_PORT}/{postgres_database}"
     celery_env = {
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{db}",
+        **postgres_metadata_env(postgres_database),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL": broker,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{db}",
