@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from datetime import datetime
 
 import duckdb
@@ -242,10 +243,14 @@ ORBEE_VIEW = {"received_at": T, "path": "/collect/7/9/event",
               "body": {"action": "view", "object": "form", "vendor": "V", "product": "P", "instance_id": "i1"}}
 
 
-def test_a_load_that_fails_part_way_leaves_the_hour_as_it_was(s3, events_home, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_load_that_fails_part_way_leaves_the_hour_as_it_was(s3, events_home, monkeypatch, workers):
     """The hour streams into DuckDB batch by batch in one INSERT: a failure after some batches went in
-    (here an object that vanished between discover and load) lands none of them, and says which object."""
-    monkeypatch.setattr("event_pipeline.ingest.FLUSH_ROWS", 2)  # several batches before the failure
+    (here an object that vanished between discover and load) lands none of them, and says which object;
+    also when worker processes parse the objects."""
+    monkeypatch.setattr("event_pipeline.ingest.FLUSH_ROWS", 2)  # several batches before the failure (in-process)
+    monkeypatch.setattr("event_pipeline.ingest.PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setenv("EVENTS_LOAD_WORKERS", str(workers))
     fs, bucket = s3
     fs.pipe_file(f"{bucket}/{dump_key('hackle', HOUR, 'a.jsonl')}", jsonl([hackle(user=f"u{i}") for i in range(5)]))
     fs.pipe_file(f"{bucket}/{dump_key('orbee', HOUR, 'b.jsonl')}", jsonl([ORBEE_VIEW] * 3))
@@ -267,3 +272,115 @@ def test_a_load_that_fails_part_way_leaves_the_hour_as_it_was(s3, events_home, m
     with pytest.raises(FileNotFoundError, match=r"gone\.jsonl"):
         pipeline.load(HOUR, [*objects, gone])
     assert staged() == before
+
+
+def test_an_hour_parsed_by_worker_processes_lands_exactly_as_in_one_process(s3, events_home, monkeypatch, caplog):
+    """A large hour's objects are parsed by spawned worker processes (EVENTS_LOAD_WORKERS): the staged rows,
+    their row ids, the line faults, the schema drift and the counts are the same as parsing in-process."""
+    monkeypatch.setattr("event_pipeline.ingest.PARALLEL_MIN_BYTES", 0)  # these few objects count as large
+    monkeypatch.setattr("event_pipeline.ingest.FLUSH_ROWS", 4)  # several batches per object, in a worker too
+    fs, bucket = s3
+    upload_cases(fs, bucket)  # every source, every line fault, a bulk line of three records
+    drifting = hackle(user="drift")
+    drifting["body"]["experiment"] = {"id": 7}
+    fs.pipe_file(f"{bucket}/{dump_key('hackle', HOUR, 'part-0001.jsonl')}",
+                 jsonl([drifting] + [hackle(user=f"w{i}") for i in range(40)]))
+    zipped = gzip.compress(jsonl([{**ORBEE_VIEW, "body": {**ORBEE_VIEW["body"], "instance_id": f"z{i}"}}
+                                  for i in range(50)]), mtime=0)
+    fs.pipe_file(f"{bucket}/{dump_key('orbee', HOUR, 'part-0001.jsonl.gz')}", zipped[: len(zipped) // 2])
+    github = {"id": "gh-1", "type": "PushEvent", "actor": {"login": "octo", "id": 1},
+              "created_at": T, "repo": {"name": "o/r", "id": 2}, "payload": {"size": 1}}
+    fs.pipe_file(f"{bucket}/{dump_key('gharchive', HOUR, 'part-0000.jsonl')}",  # a YAML-mapped source
+                 jsonl([github, {**github, "id": "gh-2"}]))
+    objects = pipeline.discover(HOUR)
+    assert len(objects) == 7
+
+    def load_with(workers: int):
+        monkeypatch.setenv("EVENTS_LOAD_WORKERS", str(workers))
+        stats = pipeline.load(HOUR, objects)
+        con = duckdb.connect(str(events_home / "warehouse" / "work.duckdb"), read_only=True)
+        try:
+            staged = con.execute("select row_id, source, event_id, * exclude (batch_hour) "
+                                 "from landing.staged_records order by row_id").fetchall()
+            drift = con.execute("select source, field, records from audit.schema_drift").fetchall()
+        finally:
+            con.close()
+        return stats, staged, drift
+
+    serial = load_with(1)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="event_pipeline.ingest"):
+        parallel = load_with(2)
+    assert "7 objects parsed by 2 worker processes" in caplog.text
+    assert parallel == serial
+    stats, staged, drift = serial
+    assert stats["objects"] == 7
+    assert [row[0] for row in staged] == list(range(len(staged)))  # row ids run on across the objects
+    assert len(staged) == stats["records"] + sum(stats["line_faults"].values())
+    assert stats["line_faults"]["corrupt_gzip"] == 1
+    assert drift == [("hackle", "experiment", 1)]
+    by_source = {}
+    for row in staged:
+        by_source[row[1]] = by_source.get(row[1], 0) + 1
+    lines_by_source = {source: sum(1 for s, _, _ in CASES if s == source) for source in ("hackle", "trakio")}
+    assert by_source["hackle"] == lines_by_source["hackle"] + 41
+    assert by_source["trakio"] == lines_by_source["trakio"]
+    assert by_source["suprsend"] == sum(1 for s, _, _ in CASES if s == "suprsend") + 2  # the bulk line's 3 records
+    assert [row[2] for row in staged if row[1] == "gharchive"] == ["gh-1", "gh-2"]
+
+
+def test_an_error_in_a_worker_process_fails_the_load_as_itself(s3, events_home, monkeypatch):
+    """An adapter that breaks inside a worker process (not a bad line: a bug) fails the load with its own
+    error type, lands nothing, and leaves no worker process behind."""
+    import operator
+
+    import psutil
+
+    from event_pipeline.adapters import Adapter
+    from event_pipeline.ingest import load_hour
+    from event_pipeline.storage import DumpObject
+    from event_pipeline.warehouse import connect
+
+    monkeypatch.setattr("event_pipeline.ingest.PARALLEL_MIN_BYTES", 0)
+    fs, bucket = s3
+    objects = []
+    for name in ("a.jsonl", "b.jsonl", "c.jsonl"):
+        key = dump_key("hackle", HOUR, name)
+        fs.pipe_file(f"{bucket}/{key}", jsonl([hackle(user="u1")]))
+        objects.append(DumpObject(source="hackle", key=key, size=fs.size(f"{bucket}/{key}")))
+    # a records function with the wrong signature: a TypeError inside the worker, as a bug would raise
+    broken = {"hackle": Adapter("hackle", operator.itemgetter("no_such_field"), {"*": ()})}
+    with connect(events_home / "warehouse" / "work.duckdb") as con:
+        with pytest.raises(TypeError, match="itemgetter expected 1 argument, got 2"):
+            load_hour(con, fs, bucket, HOUR, objects, broken, workers=2)
+        assert con.execute("select count(*) from landing.staged_records").fetchall() == [(0,)]
+    workers = [p for p in psutil.Process().children(recursive=True) if "event_pipeline.load_workers" in p.cmdline()]
+    assert workers == []
+
+
+def test_a_script_without_a_main_guard_can_load_with_workers(s3, events_home, tmp_path):
+    """Workers are plain subprocesses, not multiprocessing children that re-run the caller's script: an
+    unguarded script (an analyst's one-off, a notebook export) loads once instead of hanging on its own
+    warehouse lock."""
+    import subprocess
+    import sys
+
+    fs, bucket = s3
+    for name in ("a.jsonl", "b.jsonl"):
+        lines = [hackle(user=f"{name}-{i}") for i in range(3)]
+        fs.pipe_file(f"{bucket}/{dump_key('hackle', HOUR, name)}", jsonl(lines))
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import logging, sys\n"
+        "from datetime import datetime\n"
+        "from event_pipeline import ingest, pipeline\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
+        "ingest.PARALLEL_MIN_BYTES = 0\n"
+        "hour = datetime(2026, 11, 20, 5)\n"
+        "print('records', pipeline.load(hour, pipeline.discover(hour))['records'])\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "EVENTS_LOAD_WORKERS": "2"}, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 objects parsed by 2 worker processes" in done.stdout
+    assert done.stdout.count("records 6") == 1

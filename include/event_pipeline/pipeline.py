@@ -49,7 +49,7 @@ def load(hour: datetime, objects: list[dict], settings: Settings | None = None) 
     dumps = [storage.DumpObject(**o) for o in objects]
     with connect(settings.warehouse_path) as con:
         stats = load_hour(con, storage.filesystem(config), config.bucket, hour, dumps,
-                          adapters_for(settings.mappings_dir))
+                          adapters_for(settings.mappings_dir), workers=settings.load_workers)
     log.info("hour %s loaded: %s", f"{hour:%Y-%m-%dT%H}", stats.as_dict())
     return stats.as_dict()
 

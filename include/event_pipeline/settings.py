@@ -137,6 +137,11 @@ class Settings:
         )
     )
 
+    # processes parsing a large hour's dumps in parallel (1 = in the task's own process); small hours always 1
+    load_workers: int = field(
+        default_factory=lambda: max(1, int(_env_float("EVENTS_LOAD_WORKERS", os.cpu_count() or 1)))
+    )
+
     # build a GX Data Docs site per hour (EVENTS_DATA_DOCS=0 turns it off, e.g. for benchmarks)
     data_docs: bool = field(default_factory=lambda: os.environ.get("EVENTS_DATA_DOCS", "1") != "0")
 

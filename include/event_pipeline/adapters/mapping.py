@@ -84,6 +84,10 @@ class MappingAdapter:
     required: tuple[str, ...]
     file: Path
 
+    def __reduce__(self):
+        # its getters are closures, which do not pickle: a load worker process compiles the same file again
+        return load_mapping, (self.file,)
+
     def records(self, envelope: dict[str, Any], line_bytes: int) -> list[dict[str, Any]]:
         record = new_record(self.source, envelope, line_bytes)
         record["message_type"] = self.message_type
