@@ -28,6 +28,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -81,8 +82,42 @@ PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 
 
 def postgres_metadata_env(database: str) -> dict[str, str]:
-    """Airflow env for a metadata DB on the machine's PostgreSQL (see the `postgres_database` fixture)."""
+    """Airflow env for a metadata DB on the machine's PostgreSQL (see `postgres_metadata_database`)."""
     return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"}
+
+
+class PostgresUnavailable(RuntimeError):
+    """The machine's PostgreSQL cannot be reached or refuses the connection."""
+
+
+@contextmanager
+def postgres_metadata_database(prefix: str = "events_airflow_test") -> Iterator[str]:
+    """A fresh, empty database on the machine's PostgreSQL for Airflow's metadata (its name); dropped after."""
+    import psycopg2
+
+    if not tcp_reachable(PG_HOST, PG_PORT):
+        raise PostgresUnavailable(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+
+    def admin():
+        con = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5)
+        con.autocommit = True
+        return con
+
+    try:
+        con = admin()
+    except psycopg2.OperationalError as exc:
+        raise PostgresUnavailable(f"cannot connect to PostgreSQL on {PG_HOST}:{PG_PORT} as {PG_USER}: {exc}") from exc
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with con.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    con.close()
+    try:
+        yield name
+    finally:
+        con = admin()
+        with con.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        con.close()
 
 
 class AirflowError(AssertionError):
@@ -299,6 +334,16 @@ class Airflow:
                       file=sys.stderr)
                 time.sleep(3 * attempt)
         raise AssertionError("unreachable")
+
+    def task_instances(self, dag_id: str = DAG_ID) -> list[dict]:
+        """Every task instance of the DAG's runs (REST, page by page: the API caps a page at 100)."""
+        found: list[dict] = []
+        while True:
+            page = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances"
+                                       f"?limit=100&offset={len(found)}&order_by=start_date")
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
 
     def dag_runs(self, dag_id: str = DAG_ID) -> list[dict]:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date")["dag_runs"]

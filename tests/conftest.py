@@ -84,27 +84,10 @@ def airflow_db():
 @pytest.fixture
 def postgres_database():
     """A fresh, empty Airflow metadata database on the machine's PostgreSQL (its name), dropped at the end."""
-    from airflow_services import PG_HOST, PG_PORT, PG_USER, tcp_reachable
-
-    if not tcp_reachable(PG_HOST, PG_PORT):
-        pytest.skip(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
-    import psycopg2
-
-    def admin():
-        con = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5)
-        con.autocommit = True
-        return con
+    from airflow_services import PostgresUnavailable, postgres_metadata_database
 
     try:
-        con = admin()
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"cannot connect to PostgreSQL on {PG_HOST}:{PG_PORT} as {PG_USER}: {exc}")
-    name = f"events_airflow_test_{uuid.uuid4().hex[:10]}"
-    with con.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    con.close()
-    yield name
-    con = admin()
-    with con.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}" with (force)')
-    con.close()
+        with postgres_metadata_database() as name:
+            yield name
+    except PostgresUnavailable as exc:  # raised only on entering: pytest does not throw test failures in here
+        pytest.skip(str(exc))

@@ -3,8 +3,9 @@
     python -m event_pipeline.bench.stages --hour 2026-11-20T05 --out result.json [--stages discover,load,...]
 
 The benchmark starts this in a fresh subprocess per scenario, so imports, caches and memory of one scenario
-never flatter the next. A sampler thread reads this process's RSS every 20 ms; a stage's peak is the highest
-sample while it ran (ru_maxrss, the kernel's exact high-water mark for the whole process, is reported too).
+never flatter the next. A sampler thread reads the RSS of this process and its children (the load's worker
+processes) every 20 ms; a stage's peak is the highest sample while it ran (ru_maxrss, the kernel's exact
+high-water mark for this process alone, is reported too).
 Stage output (dbt's console, GX, logs) goes to --log so the benchmark's table stays readable.
 """
 
@@ -18,6 +19,7 @@ import resource
 import sys
 import threading
 import time
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
@@ -28,7 +30,7 @@ SAMPLE_SECONDS = 0.02
 
 
 class PeakSampler(threading.Thread):
-    """Samples this process's RSS; `peak()` is the highest value since the last `reset()`."""
+    """Samples the RSS of this process and its children; `peak()` is the highest value since the last `reset()`."""
 
     def __init__(self):
         super().__init__(daemon=True, name="rss-sampler")
@@ -42,14 +44,22 @@ class PeakSampler(threading.Thread):
             self._sample()
             self._stop.wait(SAMPLE_SECONDS)
 
+    def _rss(self) -> int:
+        """This process's RSS plus its children's (the load's worker processes)."""
+        total = 0
+        for process in [self.process, *self.process.children(recursive=True)]:
+            with suppress(psutil.Error):  # a child that just exited
+                total += process.memory_info().rss
+        return total
+
     def _sample(self) -> None:
-        rss = self.process.memory_info().rss
+        rss = self._rss()
         with self._lock:
             self._peak = max(self._peak, rss)
 
     def reset(self) -> None:
         with self._lock:
-            self._peak = self.process.memory_info().rss
+            self._peak = self._rss()
 
     def peak(self) -> int:
         self._sample()
@@ -61,8 +71,9 @@ class PeakSampler(threading.Thread):
 
 
 def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have exited (the load's worker processes)."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _dbt_slowest(target: Path, top: int = 8) -> list[tuple[str, float]]:
@@ -120,6 +131,10 @@ def run_stages(hour: datetime, stages: tuple[str, ...] = STAGES, settings=None) 
         "stages": results,
         "outputs": outputs,
         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        # the whole run's high-water mark: the kernel's for this process, or the sampled sum of this process
+        # and the load's worker processes when that is higher
+        "peak_rss": max([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                         *(r["peak_rss"] for r in results)]),
     }
 
 
