@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from contextlib import suppress
 from datetime import datetime
 
 import pytest
@@ -50,6 +51,7 @@ def chromium_binary() -> str:
 
 
 def test_backfill_from_the_ui_dialog(chromium_binary, postgres_database, s3, s3_server, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import expect, sync_playwright
 
     reference = ReferenceRun.shared(s3_server)
@@ -109,6 +111,10 @@ def test_backfill_from_the_ui_dialog(chromium_binary, postgres_database, s3, s3_
             deadline = time.monotonic() + af.run_timeout(len(HOURS))
             while True:
                 rows = page.get_by_role("row").filter(has_text="backfill__")
+                # the runs table renders after the page's load event: wait for its rows before reading
+                # them (read at once, a busy machine showed an empty table after every reload for 12 min)
+                with suppress(PlaywrightTimeoutError):
+                    rows.nth(len(HOURS) - 1).wait_for(timeout=UI_TIMEOUT_MS)
                 states = [r.inner_text() for r in rows.all()]
                 if len(states) == len(HOURS) and all("Success" in s for s in states):
                     break
