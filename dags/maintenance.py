@@ -11,6 +11,9 @@ Daily housekeeping of the warehouse, one concern per task:
    changed, which leaves free blocks in the file; this compacts it and carries the retention to it).
 4. **prune_docs**: GX Data Docs sites older than `EVENTS_DOCS_RETENTION_DAYS` (30), dbt's per-run
    artifacts, snapshot temp files left by a crashed publish.
+5. **test_warehouse**: every dbt data test over every row (`dbt test`, full scope). The hourly build tests
+   only what its hour wrote, and some whole-history tests only here (`dbt_project/macros/get_where_subquery.sql`);
+   a failure here names the test: query its failing rows with `dbt test --select <test> --store-failures`.
 """
 
 from __future__ import annotations
@@ -57,7 +60,14 @@ def warehouse_maintenance():
 
         return maintenance_prune_docs(data_interval_end)
 
-    prune_docs(republish_snapshot(checkpoint_warehouse(apply_retention())))
+    # after prune_docs, which deletes dbt's compiled SQL that a running dbt writes to
+    @task(**WRITER_TASK_ARGS)
+    def test_warehouse(pruned: dict) -> dict:
+        from event_pipeline.pipeline import dbt_test_all
+
+        return dbt_test_all()
+
+    test_warehouse(prune_docs(republish_snapshot(checkpoint_warehouse(apply_retention()))))
 
 
 dag = warehouse_maintenance()

@@ -462,6 +462,78 @@ def test_an_hourly_run_rewrites_only_the_event_hours_it_affects(warehouse, dbt):
     assert warehouse.snapshot() == before
 
 
+def test_hourly_data_tests_check_the_rewritten_hours_and_a_full_scope_test_checks_every_row(warehouse, dbt):
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1, H2, H3], batches)
+    # H3's run rewrote the day before, 05:00 and 07:00 (test_run_scope_of_each_hour), not 04:00 (e10)
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("insert into marts.events select * from marts.events where event_id = 'e10'")
+    dbt("test", "--select", "events", batch_hour=H3)
+    with pytest.raises(AssertionError, match="unique_events_event_id: fail"):
+        dbt("test", "--select", "events")  # full scope, as the daily warehouse_maintenance runs it
+
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("delete from marts.events where event_id = 'e10' and rowid = (select max(rowid) from marts.events)")
+        con.execute("insert into marts.events select * from marts.events where event_id = 'e11'")  # 07:00
+    with pytest.raises(AssertionError, match="unique_events_event_id: fail"):
+        dbt("test", "--select", "events", batch_hour=H3)
+
+
+def published_differences(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows of each mart that differ between the warehouse and the attached snapshot `published`."""
+    return {mart: con.execute(
+        f"select count(*) from (select * from marts.{mart} except all select * from published.marts.{mart} "
+        f"union all (select * from published.marts.{mart} except all select * from marts.{mart}))").fetchall()[0][0]
+        for mart in MARTS}
+
+
+def test_the_marts_change_log_lets_each_publish_rewrite_only_the_logged_rows(warehouse, dbt, tmp_path):
+    from event_pipeline.snapshot import CHANGE_LOGGED, publish_snapshot
+
+    batches = scenario()
+    target = tmp_path / "analytics.duckdb"
+
+    def publish(hour: datetime | None) -> dict[str, str]:
+        with duckdb.connect(str(warehouse.path)) as con:
+            actions = publish_snapshot(con, target, [("marts", mart) for mart in MARTS], hour)["actions"]
+            con.execute(f"attach '{target}' as published (read_only)")
+            try:
+                assert published_differences(con) == dict.fromkeys(MARTS, 0)
+            finally:
+                con.execute("detach published")
+        return {name: actions[name] for name in CHANGE_LOGGED}
+
+    for hour in (H1, H2, H3, H1):  # the last one a rerun
+        warehouse.load(batches[hour])
+        dbt.run_hour(hour)
+        actions = publish(hour)
+        if hour != H1:
+            assert all(action.endswith("(change log)") for action in actions.values()), actions
+    # H3's run rewrote 07:00 (e11, t3-t5, sB...) among others: the log named those keys
+    assert warehouse.query("select count(*) from audit.mart_changes") == [(0,)]  # applied and emptied
+
+    # a full-scope run logs each table whole (so do a first build and a full refresh, from the pre-hook):
+    # the publish diffs the rows instead
+    dbt("run")
+    assert sorted(warehouse.query("select table_name, key_hash from audit.mart_changes")) == sorted(
+        (name, None) for name in CHANGE_LOGGED)
+    assert set(publish(None).values()) == {"unchanged"}
+    dbt("run", "--full-refresh")
+    assert sorted(warehouse.query("select table_name, key_hash from audit.mart_changes")) == sorted(
+        (name, None) for name in CHANGE_LOGGED)
+    assert set(publish(None).values()) == {"unchanged"}
+
+
+def test_change_logged_marts_log_the_key_the_snapshot_publish_uses():
+    from event_pipeline.dbt_cosmos import MANIFEST_PATH
+    from event_pipeline.snapshot import CHANGE_LOGGED, ROW_KEYS
+
+    nodes = json.loads(MANIFEST_PATH.read_text())["nodes"]
+    logged = {f"marts.{node['name']}": tuple(node["config"]["change_log_key"]) for node in nodes.values()
+              if node["resource_type"] == "model" and node["config"].get("change_log_key")}
+    assert logged == {name: ROW_KEYS[name] for name in CHANGE_LOGGED}
+
+
 def test_run_scope_of_each_hour(warehouse, dbt):
     batches = scenario()
     expected = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 
@@ -31,6 +32,14 @@ def two_hours_loaded(s3, events_home):
     return events_home
 
 
+def data_tests() -> list[str]:
+    """The project's data tests (unit tests excluded), from the committed manifest."""
+    from event_pipeline.dbt_cosmos import MANIFEST_PATH
+
+    nodes = json.loads(MANIFEST_PATH.read_text())["nodes"]
+    return sorted(name for name, node in nodes.items() if node["resource_type"] == "test")
+
+
 def count(path, sql: str):
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -56,6 +65,11 @@ def test_maintenance_keeps_recent_hours_and_drops_old_raw_data(two_hours_loaded,
     run = load_dag("maintenance.py", "warehouse_maintenance").test(
         logical_date=datetime(2026, 11, 20, 7, tzinfo=UTC))
     assert str(run.state).endswith("success")
+    # the daily full-scope dbt test ran every data test of the project, and each passed
+    tested = json.loads((home / "dbt_target" / "run_results.json").read_text())
+    assert (tested["args"]["which"], tested["args"]["vars"]) == ("test", {})
+    assert sorted(r["unique_id"] for r in tested["results"]) == data_tests()
+    assert {r["status"] for r in tested["results"]} == {"pass"}
 
     assert count(work, "select batch_hour, count(*) from landing.staged_records group by 1") == [(H6, 5)]
     assert count(work, "select count(*) from landing.quarantine") == [(0,)]  # all 5 were in hour 05

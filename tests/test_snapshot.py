@@ -16,7 +16,7 @@ H6 = datetime(2026, 11, 20, 6)
 def contents(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, list[tuple]]:
     tables = con.execute(
         "select table_schema, table_name from information_schema.tables where table_catalog = ? "
-        "and table_schema != 'meta' order by all", [catalog]).fetchall()
+        "and table_schema not in ('meta', 'audit') order by all", [catalog]).fetchall()
     return {f"{s}.{t}": sorted(map(str, con.execute(f'select * from "{catalog}"."{s}"."{t}"').fetchall()))
             for s, t in tables}
 
@@ -44,7 +44,7 @@ def work(tmp_path):
 def published_tables(con) -> list[tuple[str, str]]:
     return [tuple(row) for row in con.execute(
         "select table_schema, table_name from information_schema.tables where table_catalog = current_database() "
-        "order by all").fetchall()]
+        "and table_schema != 'audit' order by all").fetchall()]  # as pipeline.publish: the log stays behind
 
 
 def test_incremental_publish_rewrites_only_what_changed_and_equals_the_warehouse(work, tmp_path):
@@ -62,6 +62,10 @@ def test_incremental_publish_rewrites_only_what_changed_and_equals_the_warehouse
     work.execute("insert into marts.events values ('e1000', 'u1', timestamp '2026-11-20 06:00', '{}', []), "
                  "(null, null, timestamp '2026-11-20 06:00', null, null)")
     work.execute("update marts.daily_user_activity set event_count = 99 where user_key = 'u0'")
+    # what the dbt models log for those rows (dbt_project/macros/mart_change_log.sql)
+    work.execute("insert into audit.mart_changes select 'marts.events', hash(k) "
+                 "from (values ('e1'), ('e2'), ('e3'), ('e1000'), (null)) t(k)")
+    work.execute("insert into audit.mart_changes values ('marts.daily_user_activity', hash('u0', date '2026-11-20'))")
     work.execute("delete from landing.quarantine where record = 'q0'")
     work.execute("insert into landing.object_counts values (timestamp '2026-11-20 06:00', 10)")
     work.execute("drop table segments.retired")
@@ -74,9 +78,9 @@ def test_incremental_publish_rewrites_only_what_changed_and_equals_the_warehouse
         "segments.retired": "dropped",
         "landing.quarantine": "copied 4 rows",
         "landing.object_counts": "copied 2 rows",
-        # e1, e2 changed, e3 gone, e1000 and the null-keyed row new
-        "marts.events": "5 keys replaced",
-        "marts.daily_user_activity": "1 keys replaced",
+        # e1, e2 changed, e3 gone, e1000 and the null-keyed row new: the keys the change log names
+        "marts.events": "5 keys replaced (change log)",
+        "marts.daily_user_activity": "1 keys replaced (change log)",
         "segments.added": "copied 1 rows",
         "segments.memberships": "copied 7 rows",
     }
@@ -92,9 +96,39 @@ def test_incremental_publish_rewrites_only_what_changed_and_equals_the_warehouse
     assert contents(reader, "analytics") == before
     reader.close()
 
-    # nothing changed: nothing is rewritten
+    # nothing changed: nothing is rewritten, the log was emptied by the publish that applied it
+    assert work.execute("select count(*) from audit.mart_changes").fetchall() == [(0,)]
     third = publish_snapshot(work, target, published_tables(work), H6)
-    assert set(third["actions"].values()) == {"unchanged"}
+    assert third["actions"] == {
+        "landing.object_counts": "unchanged", "landing.quarantine": "unchanged", "segments.added": "unchanged",
+        "segments.memberships": "unchanged", "marts.events": "unchanged (change log)",
+        "marts.daily_user_activity": "unchanged (change log)"}
+
+
+@pytest.mark.parametrize("case", ["whole_table_logged", "snapshot_replaced", "rows_added_without_a_log_entry"])
+def test_the_change_log_is_used_only_when_it_covers_the_snapshot(work, tmp_path, case):
+    target = tmp_path / "analytics.duckdb"
+    publish_snapshot(work, target, published_tables(work), H5)
+    work.execute("update marts.events set user_key = 'u-merged' where event_id in ('e1', 'e2')")
+    work.execute("insert into audit.mart_changes values ('marts.events', hash('e1'))")  # e2 is not logged
+    if case == "whole_table_logged":  # a full refresh or a privacy deletion
+        work.execute("insert into audit.mart_changes values ('marts.events', null)")
+    elif case == "snapshot_replaced":  # e.g. restored from a backup: not the file the last publish wrote
+        publish_snapshot(work, tmp_path / "other.duckdb", published_tables(work), H5)
+        work.execute("insert into audit.mart_changes values ('marts.events', hash('e1'))")
+    else:
+        work.execute("insert into marts.events values ('e5000', 'u1', timestamp '2026-11-20 06:00', '{}', [])")
+
+    published = publish_snapshot(work, target, published_tables(work), H6)
+    # the unlogged e2 is published too: found by the row-hash diff, or (the log's keys applied, the row
+    # counts then differing by the unlogged e5000) by copying the table whole
+    assert published["actions"]["marts.events"] == ("copied 1001 rows" if case == "rows_added_without_a_log_entry"
+                                                     else "2 keys replaced")
+    work.execute(f"attach '{target}' as published (read_only)")
+    try:
+        assert contents(work, "published") == contents(work, "work")
+    finally:
+        work.execute("detach published")
 
 
 def test_a_failed_publish_leaves_the_previous_snapshot_and_no_temp_file(work, tmp_path, monkeypatch):

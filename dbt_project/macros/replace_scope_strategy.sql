@@ -4,7 +4,8 @@
 
     The model names its scope with config `scope_predicate`: the name of a macro that returns a
     SQL predicate over the target's columns. The model's query must produce exactly the rows
-    that satisfy that predicate. -#}
+    that satisfy that predicate. With config `change_log_key` the keys of the rows deleted and
+    inserted go to audit.mart_changes (macros/mart_change_log.sql). -#}
 {% macro get_incremental_replace_scope_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
@@ -20,8 +21,34 @@
         {{ exceptions.raise_compiler_error('no macro named ' ~ scope_macro_name) }}
     {%- endif -%}
     {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute='name')) -%}
+    {%- set change_log_key = config.get('change_log_key') -%}
+    {%- if not change_log_key -%}
     delete from {{ target }}
     where {{ scope_macro() }};
+    {%- elif is_full_scope() -%}
+    {{ mart_change_log_ddl() }};
+    insert into audit.mart_changes values ({{ mart_change_log_name(target) }}, null);
+
+    delete from {{ target }}
+    where {{ scope_macro() }};
+    {%- else -%}
+    {#- the scope is evaluated once: its rows' ids and keys, then the delete by rowid -#}
+    {{ mart_change_log_ddl() }};
+    create or replace temp table replace_scope_deleted as
+    select rowid as deleted_rowid, {{ change_log_key_hash(change_log_key) }} as key_hash
+    from {{ target }}
+    where {{ scope_macro() }};
+
+    insert into audit.mart_changes
+    select {{ mart_change_log_name(target) }}, key_hash from replace_scope_deleted
+    union
+    select {{ mart_change_log_name(target) }}, {{ change_log_key_hash(change_log_key) }} from {{ source }};
+
+    delete from {{ target }}
+    where rowid in (select replace_scope_deleted.deleted_rowid from replace_scope_deleted);
+
+    drop table replace_scope_deleted;
+    {%- endif %}
 
     insert into {{ target }} ({{ dest_cols_csv }})
     select {{ dest_cols_csv }}

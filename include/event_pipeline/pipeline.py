@@ -91,11 +91,22 @@ def dbt_build(hour: datetime | None, settings: Settings | None = None, full_refr
 
     With `hour=None` and `full_refresh=True` every model is rebuilt from all of landing (privacy deletes,
     historical imports)."""
+    return _invoke_dbt("build", hour, settings, full_refresh=full_refresh)
+
+
+def dbt_test_all(settings: Settings | None = None) -> dict:
+    """`dbt test` of every data test over every row (full scope): the daily check behind the hourly tests,
+    which look only at what their hour wrote (macros/get_where_subquery.sql)."""
+    return _invoke_dbt("test", None, settings)
+
+
+def _invoke_dbt(command: str, hour: datetime | None, settings: Settings | None, full_refresh: bool = False
+                ) -> dict:
     from dbt.cli.main import dbtRunner
 
     settings = settings or get_settings()
     args = [
-        "build",
+        command,
         "--project-dir", str(settings.dbt_project_dir),
         "--profiles-dir", str(settings.dbt_project_dir),
         "--target-path", str(settings.home / "dbt_target"),
@@ -111,7 +122,7 @@ def dbt_build(hour: datetime | None, settings: Settings | None = None, full_refr
     previous = os.environ.get("EVENTS_WAREHOUSE_PATH")
     os.environ["EVENTS_WAREHOUSE_PATH"] = str(settings.warehouse_path)
     try:
-        with warehouse_writer_lock(settings.warehouse_path, "dbt build"):
+        with warehouse_writer_lock(settings.warehouse_path, f"dbt {command}"):
             try:
                 result = dbtRunner().invoke(args)
             finally:
@@ -126,14 +137,13 @@ def dbt_build(hour: datetime | None, settings: Settings | None = None, full_refr
         status = str(getattr(node, "status", ""))
         if status.lower() in ("error", "fail"):
             failures.append(f"{node.node.unique_id}: {status}: {(node.message or '').strip()[:300]}")
+    scope = f"hour {hour:%Y-%m-%dT%H}" if hour else "all history"
     if not result.success:
         detail = "; ".join(failures) or repr(result.exception)
-        scope = f"hour {hour:%Y-%m-%dT%H}" if hour else "all history"
-        raise DbtBuildError(f"dbt build for {scope} failed: {detail}. Logs: "
+        raise DbtBuildError(f"dbt {command} for {scope} failed: {detail}. Logs: "
                             f"{settings.home / 'dbt_logs'}; fix the model or data and rerun the task")
     nodes = len(getattr(result.result, "results", None) or [])
-    log.info("dbt build for %s: %s nodes in %.1fs", f"{hour:%Y-%m-%dT%H}" if hour else "all history", nodes,
-             time.monotonic() - started)
+    log.info("dbt %s for %s: %s nodes in %.1fs", command, scope, nodes, time.monotonic() - started)
     return {"nodes": nodes, "seconds": round(time.monotonic() - started, 2)}
 
 

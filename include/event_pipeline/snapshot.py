@@ -13,6 +13,14 @@ The new file starts as a byte copy of the previous snapshot and is then brought 
 An hourly run changes a small part of the big tables, so the publish costs about what the hour changed
 (plus hashing the tables) instead of rewriting every table. `full=True` (no previous snapshot, or the daily
 maintenance, which also compacts the file) copies every table.
+
+The biggest marts (CHANGE_LOGGED) skip even the hashing: their dbt models log the key of every row they
+delete or insert in `audit.mart_changes` (dbt_project/macros/mart_change_log.sql), and the publish rewrites
+exactly those keys. The log is trusted only when the snapshot file is the one the last publish wrote (its
+publish_id matches `audit.published_snapshot` in the warehouse), the table was in sync then, and no entry
+says "whole table" (a first build, a full refresh, a full-scope run, a privacy deletion); otherwise the
+table is diffed by row hashes as above. A change made to these marts outside dbt and without a log entry
+reaches the snapshot with the daily full republish.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -39,6 +48,12 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
     "marts.identities": ("id_type", "id_value"),
     "marts.identity_merges": ("id_a_type", "id_a_value", "id_b_type", "id_b_value"),
 }
+
+# Marts whose dbt model logs the keys it rewrites (config change_log_key = ROW_KEYS[table]; a test
+# checks that the two agree).
+CHANGE_LOGGED = ("marts.events", "marts.sessions", "marts.daily_user_activity")
+CHANGE_LOG = "audit.mart_changes"
+PUBLISH_STATE = "audit.published_snapshot"
 
 SNAPSHOT = "snapshot"
 
@@ -97,6 +112,66 @@ def _update_by_key(con: duckdb.DuckDBPyConnection, schema: str, table: str, key:
     return changed
 
 
+def _table_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select 1 from information_schema.tables where table_catalog = ? and table_schema = ? and table_name = ?",
+        [catalog, schema, table]).fetchall())
+
+
+def _change_log(con: duckdb.DuckDBPyConnection, work_catalog: str, snapshot_publish_id: str | None
+                ) -> dict[str, str] | None:
+    """How each change-logged table can be published from the log: 'keys' (the log lists every changed
+    key), 'whole' (the log says the whole table changed). None when the log cannot be trusted for any table
+    (no log yet, or the snapshot file is not the one the last publish wrote)."""
+    if snapshot_publish_id is None or not _table_exists(con, work_catalog, "audit", "published_snapshot"):
+        return None
+    state = con.execute(f"select publish_id, tables from {PUBLISH_STATE}").fetchall()
+    if len(state) != 1 or state[0][0] != snapshot_publish_id:
+        return None
+    in_sync = set(state[0][1])
+    logged: dict[str, str] = {}
+    if _table_exists(con, work_catalog, "audit", "mart_changes"):
+        logged = dict(con.execute(
+            f"select table_name, if(bool_or(key_hash is null), 'whole', 'keys') from {CHANGE_LOG} group by all"
+        ).fetchall())
+    return {name: logged.get(name, "unchanged") if name in in_sync else "whole" for name in CHANGE_LOGGED}
+
+
+def _update_from_log(con: duckdb.DuckDBPyConnection, schema: str, table: str, key: tuple[str, ...]) -> int | None:
+    """Replace the rows of every key the change log names; like _update_by_key, None when the counts differ."""
+    work, snap = _quoted(schema, table), _quoted(schema, table, SNAPSHOT)
+    key_hash = "hash(" + ", ".join(f'"{column}"' for column in key) + ")"
+    con.execute("create or replace temp table publish_changed_keys as "
+                f"select distinct key_hash as k from {CHANGE_LOG} where table_name = ?", [f"{schema}.{table}"])
+    changed = _count(con, "publish_changed_keys")
+    con.execute(f"delete from {snap} where {key_hash} in (select k from publish_changed_keys)")
+    con.execute(f"insert into {snap} select * from {work} where {key_hash} in (select k from publish_changed_keys)")
+    con.execute("drop table publish_changed_keys")
+    if _count(con, snap) != _count(con, work):
+        return None
+    return changed
+
+
+def _snapshot_publish_id(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The publish_id the attached snapshot was written with (None: a snapshot from before the change log)."""
+    columns = {column for column, _ in _columns(con, SNAPSHOT, [("meta", "snapshot")]).get(("meta", "snapshot"), [])}
+    if "publish_id" not in columns:
+        return None
+    rows = con.execute(f"select publish_id from {SNAPSHOT}.meta.snapshot").fetchall()
+    return rows[0][0] if len(rows) == 1 else None
+
+
+def _record_publish(con: duckdb.DuckDBPyConnection, publish_id: str, in_sync: list[str]) -> None:
+    """After the swap: the log so far is in the snapshot; later runs log against this publish."""
+    con.execute("begin transaction")
+    con.execute("create schema if not exists audit")
+    con.execute(f"create table if not exists {CHANGE_LOG} (table_name varchar, key_hash ubigint)")
+    con.execute(f"delete from {CHANGE_LOG}")
+    con.execute(f"create or replace table {PUBLISH_STATE} as select ?::varchar as publish_id, "
+                "?::varchar[] as tables", [publish_id, in_sync])
+    con.execute("commit")
+
+
 def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, tables: list[tuple[str, str]],
                      published_batch_hour: datetime | None, full: bool = False) -> dict:
     """Write `tables` of the warehouse `con` is connected to (as its writer) into a new snapshot file and
@@ -107,6 +182,7 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, tables: list[
     started = time.monotonic()
     work_catalog = con.execute("select current_database()").fetchall()[0][0]
     actions: dict[str, str] = {}
+    publish_id = uuid.uuid4().hex
     try:
         if incremental:
             shutil.copyfile(target, tmp)
@@ -114,6 +190,7 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, tables: list[
         try:
             current = _columns(con, work_catalog, tables)
             published = _columns(con, SNAPSHOT)
+            change_log = _change_log(con, work_catalog, _snapshot_publish_id(con)) if incremental else None
             for schema, table in sorted(set(published) - set(current)):
                 if (schema, table) != ("meta", "snapshot"):
                     con.execute(f"drop table {_quoted(schema, table, SNAPSHOT)}")
@@ -132,23 +209,36 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, tables: list[
                     else:
                         actions[name] = f"copied {_copy_table(con, schema, table)} rows"
                     continue
-                changed = _update_by_key(con, schema, table, key)
+                how = (change_log or {}).get(name, "whole")
+                if how == "unchanged" and _count(con, _quoted(schema, table)) == _count(
+                        con, _quoted(schema, table, SNAPSHOT)):
+                    actions[name] = "unchanged (change log)"
+                    continue
+                if how == "keys":
+                    changed = _update_from_log(con, schema, table, key)
+                    suffix = " (change log)"
+                else:
+                    changed = _update_by_key(con, schema, table, key)
+                    suffix = ""
                 if changed is None:
                     log.warning("publish: %s did not add up after replacing its changed rows; copying it whole",
                                 name)
                     actions[name] = f"copied {_copy_table(con, schema, table)} rows"
                 else:
-                    actions[name] = f"{changed} keys replaced" if changed else "unchanged"
+                    actions[name] = (f"{changed} keys replaced" if changed else "unchanged") + suffix
             con.execute(
                 f"create or replace table {SNAPSHOT}.meta.snapshot as select ?::timestamp as published_batch_hour, "
                 "(select max(batch_hour) from landing.object_counts) as latest_batch_hour, "
-                "now()::timestamp as published_at", [published_batch_hour])
+                "now()::timestamp as published_at, ?::varchar as publish_id", [published_batch_hour, publish_id])
         finally:
             con.execute(f"detach {SNAPSHOT}")
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    # If this fails, the warehouse's publish_id no longer matches the snapshot's: the next publish diffs
+    # by row hashes instead of trusting the log.
+    _record_publish(con, publish_id, [name for name in CHANGE_LOGGED if tuple(name.split(".")) in current])
     seconds = round(time.monotonic() - started, 2)
     mode = "incremental" if incremental else "full"
     log.info("published %s tables to %s in %.2fs (%s): %s", len(current), target, seconds, mode, actions)

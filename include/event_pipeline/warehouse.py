@@ -33,6 +33,8 @@ AUDIT_DDL = (
     """create table if not exists audit.pipeline_runs (
         run_id varchar, batch_hour timestamp, task varchar, finished_at timestamp, details json
     )""",
+    # keys of the mart rows dbt rewrote since the last snapshot publish (NULL: the whole table), see snapshot.py
+    "create table if not exists audit.mart_changes (table_name varchar, key_hash ubigint)",
 )
 
 

@@ -32,7 +32,9 @@ kept_deliveries as (
 
 final as (
 
-    select deliveries.*
+    -- raw_record (the whole delivered JSON) stays in int_events_unioned: no model downstream reads it
+    -- here, and copying it again cost about a quarter of this model's time and its share of the file
+    select deliveries.* exclude (deliveries.raw_record)
     from deliveries
     inner join kept_deliveries
         on deliveries.delivery_key = kept_deliveries.delivery_key

@@ -5,12 +5,16 @@
 -- depends_on: {{ ref('int_run_scope') }}
 -- depends_on: {{ ref('int_identity_map') }}
 
+-- change_log_key: the keys a run rewrites go to audit.mart_changes for the snapshot publish
+-- (macros/mart_change_log.sql)
 {{
     config(
         materialized='incremental',
         incremental_strategy='replace_scope',
         scope_predicate='scope_daily_activity',
         on_schema_change='fail',
+        change_log_key=['user_key', 'activity_date'],
+        pre_hook="{{ log_mart_rebuild() }}",
     )
 }}
 

@@ -5,12 +5,16 @@
 -- the run's scope macros read these in hourly runs only
 -- depends_on: {{ ref('int_run_scope') }}
 
+-- change_log_key: the keys a run rewrites go to audit.mart_changes for the snapshot publish
+-- (macros/mart_change_log.sql)
 {{
     config(
         materialized='incremental',
         incremental_strategy='replace_scope',
         scope_predicate='scope_events',
         on_schema_change='fail',
+        change_log_key=['event_id'],
+        pre_hook="{{ log_mart_rebuild() }}",
     )
 }}
 

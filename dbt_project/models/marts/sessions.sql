@@ -9,12 +9,16 @@
 -- depends_on: {{ ref('int_run_scope') }}
 -- depends_on: {{ ref('int_identity_map') }}
 
+-- change_log_key: the keys a run rewrites go to audit.mart_changes for the snapshot publish
+-- (macros/mart_change_log.sql)
 {{
     config(
         materialized='incremental',
         incremental_strategy='replace_scope',
         scope_predicate='scope_sessions',
         on_schema_change='fail',
+        change_log_key=['session_id'],
+        pre_hook="{{ log_mart_rebuild() }}",
     )
 }}
 
