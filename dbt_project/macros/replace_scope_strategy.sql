@@ -32,17 +32,28 @@
     delete from {{ target }}
     where {{ scope_macro() }};
     {%- else -%}
-    {#- the scope is evaluated once: its rows' ids and keys, then the delete by rowid -#}
+    {#- The scope is evaluated once (its rows' ids, keys and row hashes), then deleted by rowid. Only
+        keys whose rows differ are logged: most rows of a rewritten partition come back unchanged. -#}
     {{ mart_change_log_ddl() }};
     create or replace temp table replace_scope_deleted as
-    select rowid as deleted_rowid, {{ change_log_key_hash(change_log_key) }} as key_hash
+    select
+        rowid as deleted_rowid,
+        {{ change_log_key_hash(change_log_key) }} as key_hash,
+        hash({{ dest_cols_csv }}) as row_hash
     from {{ target }}
     where {{ scope_macro() }};
 
     insert into audit.mart_changes
-    select {{ mart_change_log_name(target) }}, key_hash from replace_scope_deleted
-    union
-    select {{ mart_change_log_name(target) }}, {{ change_log_key_hash(change_log_key) }} from {{ source }};
+    select distinct {{ mart_change_log_name(target) }}, coalesce(deleted.key_hash, inserted.key_hash)
+    from replace_scope_deleted as deleted
+    full join (
+        select
+            {{ change_log_key_hash(change_log_key) }} as key_hash,
+            hash({{ dest_cols_csv }}) as row_hash
+        from {{ source }}
+    ) as inserted
+        on deleted.key_hash = inserted.key_hash and deleted.row_hash = inserted.row_hash
+    where deleted.key_hash is null or inserted.key_hash is null;
 
     delete from {{ target }}
     where rowid in (select replace_scope_deleted.deleted_rowid from replace_scope_deleted);

@@ -77,18 +77,18 @@
         (
             event_hour in ({{ affected_event_hours() }})
             {%- if is_incremental() %}
-            or identity_type || ':' || identity_value in ({{ events_restamped_ids() }})
+            or (identity_type, identity_value) in ({{ events_restamped_ids() }})
             {%- endif %}
         )
     {%- endif -%}
 {%- endmacro %}
 
-{#- Ids ("<id_type>:<id_value>", as int_identity_components names them) whose rows in the events mart
+{#- Ids (identity_type, identity_value) whose rows in the events mart
     carry a user_key the identity map no longer gives them (identity merges and splits). The events
     mart rewrites those rows, wherever they are, instead of their whole event hours: a merge of a
     busy person touches a few rows in hundreds of hours. -#}
 {% macro events_restamped_ids() -%}
-    select distinct existing.identity_type || ':' || existing.identity_value
+    select distinct existing.identity_type, existing.identity_value
     from {{ this }} as existing
     left join {{ ref('int_identity_map') }} as identity_map
         on existing.identity_type = identity_map.id_type

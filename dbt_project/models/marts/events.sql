@@ -20,7 +20,10 @@
 
 with
 
-deduped_events as (
+-- not materialized: in an hourly run it is read twice, each time for a few row groups of all history;
+-- DuckDB materializes a CTE used more than once, which copied every event first (1.9 s -> 0.8 s for
+-- the model after 30 days of 10k-event hours, the same rows)
+deduped_events as not materialized (
 
     select * from {{ ref('int_events_deduped') }}
     where message_type != 'annotate'
@@ -44,14 +47,31 @@ scoped_events as (
 
 {%- else -%}
 
+{%- if is_incremental() %}
+
+restamped_ids as (
+
+    {{ events_restamped_ids() }}
+
+),
+
+{%- endif %}
+
+-- the affected hours, plus the re-mapped ids' rows outside them: a union, not an OR, so that the
+-- first part reads only the affected hours' row groups
 scoped_events as (
 
     select * from deduped_events
-    where
-        event_hour in ({{ affected_event_hours() }})
-        {%- if is_incremental() %}
-        or identity_type || ':' || identity_value in ({{ events_restamped_ids() }})
-        {%- endif %}
+    where event_hour in ({{ affected_event_hours() }})
+    {%- if is_incremental() %}
+    union all
+    select deduped_events.* from deduped_events
+    inner join restamped_ids
+        on
+            deduped_events.identity_type = restamped_ids.identity_type
+            and deduped_events.identity_value = restamped_ids.identity_value
+    where deduped_events.event_hour not in ({{ affected_event_hours() }})
+    {%- endif %}
 
 ),
 
