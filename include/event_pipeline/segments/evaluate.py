@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -125,14 +126,24 @@ def scope_filter(definitions: list[SegmentDefinition], as_of: datetime, bind: Pa
     return predicate, longest
 
 
-def build_scope(con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], as_of: datetime) -> int:
-    """Temp tables the compiled queries read: the users known at as_of and the events in the windows."""
+def reads_properties(compiled: list[CompiledSegment]) -> bool:
+    """Whether any compiled query reads the events' properties (a property filter, sum or distinct count)."""
+    return any(re.search(r"\bproperties\b", segment.sql) for segment in compiled)
+
+
+def build_scope(con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], as_of: datetime,
+                with_properties: bool = True) -> int:
+    """Temp tables the compiled queries read: the users known at as_of and the events in the windows.
+
+    Without `with_properties` the events' properties column is NULL: copying every event's JSON in the
+    windows was most of the scope's cost (the windows of the default definitions span all of 30 days)."""
     value = require_inputs(con)
     bind = Params("scope_")
     predicate, longest = scope_filter(definitions, as_of, bind)
+    properties = "properties" if with_properties else "null::json as properties"
     con.execute(
         f"create or replace temp table {SCOPE_EVENTS} as select user_key, event_name, "
-        f"cast({value} as double) as value, properties, event_time from {EVENTS_TABLE} where {predicate}",
+        f"cast({value} as double) as value, {properties}, event_time from {EVENTS_TABLE} where {predicate}",
         bind.values,
     )
     # First seen *as known at as_of*. A late event delivered by a later dump can move a user's first_seen_at
@@ -226,7 +237,7 @@ def evaluate_segments(
     con.execute("begin transaction")
     try:
         ensure_schema(con)
-        lookback = build_scope(con, definitions, as_of)
+        lookback = build_scope(con, definitions, as_of, with_properties=reads_properties(compiled))
         refresh_first_seen(con, definitions, as_of, lookback)
         counts: dict[str, int] = {}
         for segment in compiled:

@@ -15,6 +15,7 @@ from event_pipeline.segments.evaluate import (
     compile_definition,
     drop_scope,
     normalise_as_of,
+    reads_properties,
 )
 from event_pipeline.segments.sqlbuild import FIRST_SEEN_TABLE, Context, Params
 from event_pipeline.segments.store import DEFINITION_OF, SCHEMA, schema_exists
@@ -134,7 +135,7 @@ def explain_membership(
     as_of = normalise_as_of(as_of)
     ctx = Context(as_of, Params("x_"), first_seen=_first_seen_relation(con, definition))
     compiled = compile_definition(definition, ctx)
-    build_scope(con, [definition], as_of)
+    build_scope(con, [definition], as_of, with_properties=reads_properties([compiled]))
     try:
         cursor = con.execute(
             f"select * from ({compiled.sql}) where user_key = $explain_user",
