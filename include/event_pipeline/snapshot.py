@@ -90,18 +90,17 @@ def _copy_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> int:
     return _count(con, _quoted(schema, table, SNAPSHOT))
 
 
-def _update_by_key(con: duckdb.DuckDBPyConnection, schema: str, table: str, key: tuple[str, ...]) -> int | None:
-    """Replace the rows of every changed key; the number of keys replaced, None when the result does not
-    add up (then the caller copies the table whole)."""
+def _key_hash(key: tuple[str, ...]) -> str:
+    return "hash(" + ", ".join(f'"{column}"' for column in key) + ")"
+
+
+def _replace_keys(con: duckdb.DuckDBPyConnection, schema: str, table: str, key: tuple[str, ...],
+                  changed_keys_sql: str, params: list | None = None) -> int | None:
+    """Replace the snapshot's rows of every key hash `changed_keys_sql` selects (as k) with the warehouse's;
+    the number of keys replaced, None when the row counts then differ (the caller copies the table whole)."""
     work, snap = _quoted(schema, table), _quoted(schema, table, SNAPSHOT)
-    key_hash = "hash(" + ", ".join(f'"{column}"' for column in key) + ")"
-    con.execute(
-        "create or replace temp table publish_changed_keys as "
-        "select distinct coalesce(current_rows.k, published_rows.k) as k "
-        f"from (select {key_hash} as k, hash(*columns(*)) as h from {work}) as current_rows "
-        f"full join (select {key_hash} as k, hash(*columns(*)) as h from {snap}) as published_rows "
-        "on current_rows.k = published_rows.k "
-        "where current_rows.h is distinct from published_rows.h")
+    key_hash = _key_hash(key)
+    con.execute(f"create or replace temp table publish_changed_keys as {changed_keys_sql}", params or [])
     changed = _count(con, "publish_changed_keys")
     if changed:
         con.execute(f"delete from {snap} where {key_hash} in (select k from publish_changed_keys)")
@@ -110,6 +109,18 @@ def _update_by_key(con: duckdb.DuckDBPyConnection, schema: str, table: str, key:
     if _count(con, snap) != _count(con, work):
         return None
     return changed
+
+
+def _update_by_key(con: duckdb.DuckDBPyConnection, schema: str, table: str, key: tuple[str, ...]) -> int | None:
+    """Replace the rows of every key whose row hash differs between the warehouse and the snapshot."""
+    key_hash = _key_hash(key)
+    return _replace_keys(
+        con, schema, table, key,
+        "select distinct coalesce(current_rows.k, published_rows.k) as k "
+        f"from (select {key_hash} as k, hash(*columns(*)) as h from {_quoted(schema, table)}) as current_rows "
+        f"full join (select {key_hash} as k, hash(*columns(*)) as h from {_quoted(schema, table, SNAPSHOT)}) "
+        "as published_rows on current_rows.k = published_rows.k "
+        "where current_rows.h is distinct from published_rows.h")
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> bool:
@@ -138,18 +149,9 @@ def _change_log(con: duckdb.DuckDBPyConnection, work_catalog: str, snapshot_publ
 
 
 def _update_from_log(con: duckdb.DuckDBPyConnection, schema: str, table: str, key: tuple[str, ...]) -> int | None:
-    """Replace the rows of every key the change log names; like _update_by_key, None when the counts differ."""
-    work, snap = _quoted(schema, table), _quoted(schema, table, SNAPSHOT)
-    key_hash = "hash(" + ", ".join(f'"{column}"' for column in key) + ")"
-    con.execute("create or replace temp table publish_changed_keys as "
-                f"select distinct key_hash as k from {CHANGE_LOG} where table_name = ?", [f"{schema}.{table}"])
-    changed = _count(con, "publish_changed_keys")
-    con.execute(f"delete from {snap} where {key_hash} in (select k from publish_changed_keys)")
-    con.execute(f"insert into {snap} select * from {work} where {key_hash} in (select k from publish_changed_keys)")
-    con.execute("drop table publish_changed_keys")
-    if _count(con, snap) != _count(con, work):
-        return None
-    return changed
+    """Replace the rows of every key the change log names."""
+    return _replace_keys(con, schema, table, key,
+                         f"select distinct key_hash as k from {CHANGE_LOG} where table_name = ?", [f"{schema}.{table}"])
 
 
 def _snapshot_publish_id(con: duckdb.DuckDBPyConnection) -> str | None:
