@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from event_pipeline.snapshot import CHANGE_LOG, CHANGE_LOG_DDL
+
 log = logging.getLogger(__name__)
 
 DDL = (
@@ -116,7 +118,7 @@ def forget(con: duckdb.DuckDBPyConnection, requested_id: str, request_id: str, r
         "and c.column_name in ('user_key', 'previous_user_key', 'id_value', 'id_a_value', 'id_b_value', "
         "'user_id', 'anonymous_id', 'instance_id') group by all order by all").fetchall()
     con.execute("create schema if not exists audit")
-    con.execute("create table if not exists audit.mart_changes (table_name varchar, key_hash ubigint)")
+    con.execute(CHANGE_LOG_DDL)
     for schema, table, names in columns:
         predicate = " or ".join(
             f'list_contains($keys, "{n}")' if n.endswith("user_key") else f'list_contains($ids, "{n}")'
@@ -125,8 +127,8 @@ def forget(con: duckdb.DuckDBPyConnection, requested_id: str, request_id: str, r
         n = len(con.execute(f'delete from "{schema}"."{table}" where {predicate} returning 1', params).fetchall())
         if n:
             deleted[f"{schema}.{table}"] = n
-            # the snapshot publish must not trust the marts' change log for this table (snapshot.py)
-            con.execute("insert into audit.mart_changes values (?, null)", [f"{schema}.{table}"])
+        if n and schema == "marts":  # the snapshot publish must not trust the change log for this table
+            con.execute(f"insert into {CHANGE_LOG} values (?, null)", [f"{schema}.{table}"])
     con.execute(
         "insert or replace into privacy.requests values (?, ?, ?, ?, ?::json)",
         [request_id, requested_id, ids, requested_at, json.dumps(deleted)])

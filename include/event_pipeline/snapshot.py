@@ -53,6 +53,8 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
 # checks that the two agree).
 CHANGE_LOGGED = ("marts.events", "marts.sessions", "marts.daily_user_activity")
 CHANGE_LOG = "audit.mart_changes"
+# (dbt creates it too, if a model logs first: dbt_project/macros/mart_change_log.sql)
+CHANGE_LOG_DDL = f"create table if not exists {CHANGE_LOG} (table_name varchar, key_hash ubigint)"
 PUBLISH_STATE = "audit.published_snapshot"
 
 SNAPSHOT = "snapshot"
@@ -167,7 +169,7 @@ def _record_publish(con: duckdb.DuckDBPyConnection, publish_id: str, in_sync: li
     """After the swap: the log so far is in the snapshot; later runs log against this publish."""
     con.execute("begin transaction")
     con.execute("create schema if not exists audit")
-    con.execute(f"create table if not exists {CHANGE_LOG} (table_name varchar, key_hash ubigint)")
+    con.execute(CHANGE_LOG_DDL)
     con.execute(f"delete from {CHANGE_LOG}")
     con.execute(f"create or replace table {PUBLISH_STATE} as select ?::varchar as publish_id, "
                 "?::varchar[] as tables", [publish_id, in_sync])

@@ -11,6 +11,7 @@ import duckdb
 from event_pipeline import privacy
 from event_pipeline.adapters import CHECK_COLUMNS
 from event_pipeline.contract import CANONICAL_COLUMNS, canonical_ddl, quarantine_ddl
+from event_pipeline.snapshot import CHANGE_LOG_DDL
 from event_pipeline.writer_lock import warehouse_writer_lock
 
 STAGED_EXTRA_COLUMNS = (("row_id", "BIGINT"), ("line_fault", "VARCHAR"), ("raw_text", "VARCHAR"))
@@ -33,8 +34,8 @@ AUDIT_DDL = (
     """create table if not exists audit.pipeline_runs (
         run_id varchar, batch_hour timestamp, task varchar, finished_at timestamp, details json
     )""",
-    # keys of the mart rows dbt rewrote since the last snapshot publish (NULL: the whole table), see snapshot.py
-    "create table if not exists audit.mart_changes (table_name varchar, key_hash ubigint)",
+    # keys of the mart rows dbt rewrote since the last snapshot publish (NULL: the whole table)
+    CHANGE_LOG_DDL,
 )
 
 
