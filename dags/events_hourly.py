@@ -7,7 +7,7 @@ Processes one hour of raw tracking-event dumps, `[data_interval_start, data_inte
 2. **load_landing**: reads them with s3fs into `landing.staged_records` (line faults kept, none dropped)
 3. **validate_records**: Great Expectations suites per source; bad records go to `landing.quarantine`
 4. **dbt** (task group, rendered by astronomer-cosmos from the dbt project): dedupe, identities, sessions,
-   activity marts. `dbt_producer_watcher` runs the hour's single `dbt build --vars {"batch_hour": ...}`
+   activity marts. `dbt_producer_watcher` runs the hour's single `dbt build` (the hour in `EVENTS_BATCH_HOUR`)
    (unit tests excluded); then every model has a `<model>.run` task and a `<model>.test` task (its data
    tests) that succeed or fail with what dbt reported for it. A failed one retries by running dbt for that
    model alone (`dbt run|test --select <model>`); the producer's own retry never builds a second time.

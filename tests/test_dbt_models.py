@@ -1,7 +1,7 @@
 """The dbt project end to end on a small handcrafted warehouse.
 
 Each test builds its own DuckDB file with the loader's landing tables, runs dbt in-process for
-dump hours the way the hourly DAG does (`--vars '{"batch_hour": ...}'`) and checks exact
+dump hours the way the hourly DAG does (the hour in EVENTS_BATCH_HOUR) and checks exact
 outcomes: dedupe (event_id, SuprSend idempotency, conflicting copies), hourly load stats,
 identity stitching, sessions, and that hour-by-hour runs in any order, a rerun, a full refresh
 and a full_history run all give identical marts.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ import pytest
 from dbt.cli.main import dbtRunner
 
 from event_pipeline.contract import CANONICAL_COLUMN_NAMES, canonical_ddl, quarantine_ddl
+from event_pipeline.dbt_cosmos import BATCH_HOUR_ENV, dbt_batch_hour
 from event_pipeline.warehouse import OBJECT_COUNTS_DDL
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -156,8 +158,11 @@ class Dbt:
     def __call__(self, command: str, *args: str, batch_hour: datetime | None = None,
                  variables: dict | None = None):
         variables = dict(variables or {})
+        # the batch hour as the pipeline and the DAG pass it (an environment variable: macros/run_scope.sql)
         if batch_hour is not None:
-            variables["batch_hour"] = f"{batch_hour:%Y-%m-%d %H:%M:%S}"
+            self.monkeypatch.setenv(BATCH_HOUR_ENV, dbt_batch_hour(batch_hour))
+        else:
+            self.monkeypatch.delenv(BATCH_HOUR_ENV, raising=False)
         self.monkeypatch.setenv("EVENTS_WAREHOUSE_PATH", str(self.warehouse.path))
         cli = [command, *self.base, "--quiet", "--vars", json.dumps(variables), *args]
         result = dbtRunner(manifest=self.manifest).invoke(cli)
@@ -553,6 +558,42 @@ def test_run_scope_of_each_hour(warehouse, dbt):
         assert sorted(r[0] for r in warehouse.query("select event_hour from intermediate.int_run_scope")) == (
             expected[hour]
         ), hour
+
+
+def _dbt_invocations(log_path: Path) -> list[str]:
+    """dbt.log split into one text per invocation (each starts with a `=====` banner)."""
+    return [part for part in log_path.read_text().split("\n============================== ")[1:]]
+
+
+def test_the_pipelines_hourly_builds_keep_the_parse_and_read_the_hour_at_run_time(tmp_path, monkeypatch):
+    """pipeline.dbt_build passes the hour in EVENTS_BATCH_HOUR, not --vars: the second hour's build reuses the
+    first one's parse (partial parsing), still recomputes only its own hour's scope, and a full-scope build
+    stays full scope even when the caller's environment holds an hour."""
+    from event_pipeline import pipeline
+    from event_pipeline.settings import get_settings
+
+    monkeypatch.setenv("EVENTS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    settings = get_settings()
+    settings.warehouse_path.parent.mkdir(parents=True)
+    warehouse = Warehouse(settings.warehouse_path)
+    batches = scenario()
+    scope = "select event_hour from intermediate.int_run_scope order by 1"
+    for hour in (H1, H2):
+        warehouse.load(batches[hour])
+        pipeline.dbt_build(hour, settings)
+    assert [r[0] for r in warehouse.query(scope)] == [H1 - timedelta(days=1), H1 - timedelta(hours=1), H1, H2]
+    first, second = _dbt_invocations(settings.home / "dbt_logs" / "dbt.log")
+    assert "Unable to do partial parsing because saved manifest not found" in first
+    assert "Unable to do partial parsing" not in second and "Partial parsing enabled" in second, second[:3000]
+    hourly = warehouse.snapshot()
+
+    monkeypatch.setenv(BATCH_HOUR_ENV, dbt_batch_hour(H2))  # left over in the caller's environment
+    pipeline.dbt_build(None, settings, full_refresh=True)
+    assert [r[0] for r in warehouse.query(scope)] == sorted(
+        {r[0] for r in warehouse.query("select distinct event_hour from intermediate.int_events_unioned")})
+    assert warehouse.snapshot() == hourly
+    assert os.environ[BATCH_HOUR_ENV] == dbt_batch_hour(H2)  # the caller's environment is given back
 
 
 def test_dbt_docs_site_has_every_model_its_grain_and_the_catalog(warehouse, dbt, tmp_path):

@@ -1,24 +1,45 @@
 {#- Helpers that tell a model what this run covers.
 
-    An hourly run is `dbt build --vars '{"batch_hour": "2026-11-20 05:00:00"}'`. It recomputes only
-    the partitions that landing rows of that dump hour can change; `int_run_scope` lists those
-    event hours. A run with `--full-refresh`, with `full_history: true`, or without a batch_hour
-    recomputes everything ("full scope"). -#}
+    An hourly run is `dbt build` with the run's dump hour in the environment variable
+    EVENTS_BATCH_HOUR (how the pipeline and the DAG pass it) or in `--vars '{"batch_hour":
+    "2026-11-20 05:00:00"}'` (by hand). It recomputes only the partitions that landing rows of that
+    dump hour can change; `int_run_scope` lists those event hours. A run with `--full-refresh`, with
+    `full_history: true`, or without a batch hour recomputes everything ("full scope"). -#}
+
+{#- The run's dump hour as given, or none. The environment variable is read only while the run
+    executes, never while dbt parses the project: the parse then does not depend on the hour, and
+    dbt's partial parsing carries over from one hourly run to the next (a changed `--vars` makes
+    dbt parse every file again, about 5 s a run). While parsing, every run looks full scope, as in
+    the committed manifest the DAG renders from. -#}
+{% macro run_batch_hour() -%}
+    {#- a var given (--vars, a unit test's overrides) wins, null included: null means no batch hour -#}
+    {%- if var.has_var('batch_hour') -%}
+        {%- set given = var('batch_hour') -%}
+        {{- return(none if given in [none, '', 'null', 'None'] else given | string) -}}
+    {%- endif -%}
+    {%- if execute -%}
+        {%- set from_env = env_var('EVENTS_BATCH_HOUR', '') | trim -%}
+        {%- if from_env -%}
+            {{- return(from_env) -}}
+        {%- endif -%}
+    {%- endif -%}
+    {{- return(none) -}}
+{%- endmacro %}
 
 {% macro is_full_scope() -%}
     {%- set full_history = var('full_history', false) -%}
     {{- return(
         flags.FULL_REFRESH
         or full_history in [true, 'true', 'True', 1, '1']
-        or var('batch_hour', none) in [none, '', 'null', 'None']
+        or run_batch_hour() is none
     ) -}}
 {%- endmacro %}
 
 {#- The run's dump hour as a SQL timestamp literal (truncated to the hour; NULL in full scope
     without a batch hour). Accepts "YYYY-MM-DD HH:MM:SS" and ISO "YYYY-MM-DDTHH:MM:SS[+00:00]". -#}
 {% macro batch_hour_sql() -%}
-    {%- set raw = var('batch_hour', none) -%}
-    {%- if raw in [none, '', 'null', 'None'] -%}
+    {%- set raw = run_batch_hour() -%}
+    {%- if raw is none -%}
         cast(null as timestamp)
     {%- else -%}
         {%- set text = (raw | string)[:19] | replace('T', ' ') -%}

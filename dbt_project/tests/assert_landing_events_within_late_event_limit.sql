@@ -25,7 +25,7 @@ final as (
         event_time < batch_hour - to_hours(cast({{ var('late_event_limit_hours', 72) }} as bigint))
         {%- if var('full_history', false) in [true, 'true', 'True', 1, '1'] %}
         and false
-        {%- elif var('batch_hour', none) not in [none, '', 'null', 'None'] %}
+        {%- elif run_batch_hour() is not none %}
         and batch_hour = {{ batch_hour_sql() }}
         {%- endif %}
 

@@ -34,9 +34,14 @@ PRODUCER_TASK_ID = "dbt_producer_watcher"
 _NODE_PROGRESS_EVENTS = frozenset({"NodeStart", "NodeCompiling", "NodeExecuting"})
 
 
-def batch_hour_var(data_interval_start: datetime) -> str:
-    """dbt's `batch_hour` var for a run: its data interval start in UTC, "YYYY-MM-DD HH:00:00"."""
-    start = data_interval_start.astimezone(UTC)
+# The run's dump hour reaches the models in this environment variable (macros/run_scope.sql), not in --vars:
+# dbt parses every file again when the vars change (~5 s an hour); the variable is read only at run time.
+BATCH_HOUR_ENV = "EVENTS_BATCH_HOUR"
+
+
+def dbt_batch_hour(hour: datetime) -> str:
+    """The batch hour as the models read it: "YYYY-MM-DD HH:00:00" in UTC (a naive datetime is UTC)."""
+    start = hour.astimezone(UTC) if hour.tzinfo else hour
     if (start.minute, start.second, start.microsecond) != (0, 0, 0):
         raise ValueError(f"{start.isoformat()} is not on the hour: a run processes exactly one hour [H, H+1h)")
     return f"{start:%Y-%m-%d %H:%M:%S}"
@@ -58,12 +63,12 @@ def release_dbt_duckdb(*_args: Any, **_kwargs: Any) -> None:
 
 def runtime_dbt_settings(context: Any, operator: Any) -> None:
     """cosmos interceptor, run right before each dbt invocation (the hour's build and any per-model retry):
-    the run's `batch_hour`, the warehouse this worker writes (profiles.yml reads EVENTS_WAREHOUSE_PATH;
+    the run's batch hour, the warehouse this worker writes (profiles.yml reads EVENTS_WAREHOUSE_PATH;
     cosmos sets `env` for the dbt call only) and a dbt log directory that outlives cosmos' temporary copy
     of the project. Replaces rather than appends: the operator object is reused across runs."""
     settings = get_settings()
-    operator.vars = {**(operator.vars or {}), "batch_hour": batch_hour_var(context["data_interval_start"])}
-    operator.env = {**(operator.env or {}), "EVENTS_WAREHOUSE_PATH": str(settings.warehouse_path)}
+    operator.env = {**(operator.env or {}), "EVENTS_WAREHOUSE_PATH": str(settings.warehouse_path),
+                    BATCH_HOUR_ENV: dbt_batch_hour(context["data_interval_start"])}
     flags = list(operator.dbt_cmd_flags or [])
     if "--log-path" in flags:
         at = flags.index("--log-path")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -104,6 +103,8 @@ def _invoke_dbt(command: str, hour: datetime | None, settings: Settings | None, 
                 ) -> dict:
     from dbt.cli.main import dbtRunner
 
+    from event_pipeline.dbt_cosmos import BATCH_HOUR_ENV, dbt_batch_hour
+
     settings = settings or get_settings()
     args = [
         command,
@@ -111,16 +112,20 @@ def _invoke_dbt(command: str, hour: datetime | None, settings: Settings | None, 
         "--profiles-dir", str(settings.dbt_project_dir),
         "--target-path", str(settings.home / "dbt_target"),
         "--log-path", str(settings.home / "dbt_logs"),
-        "--vars", json.dumps({"batch_hour": f"{hour:%Y-%m-%d %H:%M:%S}"} if hour else {}),
         # unit tests check model logic, not data: they run in `make test`, not every hour
         "--exclude", "resource_type:unit_test",
     ]
     if full_refresh:
         args.append("--full-refresh")
     started = time.monotonic()
-    # profiles.yml reads the warehouse path from the environment; set it for this call only
-    previous = os.environ.get("EVENTS_WAREHOUSE_PATH")
-    os.environ["EVENTS_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    # profiles.yml reads the warehouse path from the environment, the models read the batch hour from it (an
+    # unset one is a full-scope run, whatever the caller's environment holds); set both for this call only.
+    # The hour is not a --vars: dbt parses every file again when the vars change (~5 s an hour), while an
+    # environment variable read only at run time keeps the parse of the previous hour (macros/run_scope.sql).
+    environment = {"EVENTS_WAREHOUSE_PATH": str(settings.warehouse_path),
+                   BATCH_HOUR_ENV: dbt_batch_hour(hour) if hour else None}
+    previous = {name: os.environ.get(name) for name in environment}
+    _set_environment(environment)
     try:
         with warehouse_writer_lock(settings.warehouse_path, f"dbt {command}"):
             try:
@@ -128,10 +133,7 @@ def _invoke_dbt(command: str, hour: datetime | None, settings: Settings | None, 
             finally:
                 _release_dbt_duckdb()
     finally:
-        if previous is None:
-            os.environ.pop("EVENTS_WAREHOUSE_PATH", None)
-        else:
-            os.environ["EVENTS_WAREHOUSE_PATH"] = previous
+        _set_environment(previous)
     failures = []
     for node in getattr(result.result, "results", None) or []:
         status = str(getattr(node, "status", ""))
@@ -145,6 +147,14 @@ def _invoke_dbt(command: str, hour: datetime | None, settings: Settings | None, 
     nodes = len(getattr(result.result, "results", None) or [])
     log.info("dbt %s for %s: %s nodes in %.1fs", command, scope, nodes, time.monotonic() - started)
     return {"nodes": nodes, "seconds": round(time.monotonic() - started, 2)}
+
+
+def _set_environment(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def segment(hour: datetime, settings: Settings | None = None) -> dict:
