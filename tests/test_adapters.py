@@ -160,3 +160,26 @@ def test_docs_describe_every_canonical_column_and_reason():
         assert f"| `{name}` |" in doc, f"docs/sources.md does not describe {name}"
     for code in REASONS:
         assert f"| `{code}` |" in doc, f"docs/sources.md does not describe reason {code}"
+
+
+def _parse_time_general(raw):
+    """parse_time's general path for numbers, which its exact path for epoch milliseconds must match."""
+    from datetime import UTC
+
+    seconds = raw / 1000.0 if abs(raw) >= 1e11 else float(raw)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
+
+
+def test_parse_time_exact_epoch_milliseconds_equal_the_general_path():
+    import random
+
+    rng = random.Random(7)
+    edges = [100_000_000_000, 100_000_000_001, 1795150800000, 1795150799697, 2**31 * 1000 - 1, 2**32 * 1000 + 1,
+             7_999_999_999_999]
+    values = edges + [rng.randrange(100_000_000_000, 8_000_000_000_000) for _ in range(200_000)]
+    assert [parse_time(v) for v in values] == [_parse_time_general(v) for v in values]
+    # just outside the exact range, and text: the general path as before
+    assert parse_time(8_000_000_000_000) == _parse_time_general(8_000_000_000_000)
+    assert parse_time(99_999_999_999) == _parse_time_general(99_999_999_999)
+    assert parse_time("2026-11-20T05:00:00.250Z") == datetime(2026, 11, 20, 5, 0, 0, 250000)
+    assert parse_time("2026-11-20T05:00:00+02:00Z") is None  # an offset and a Z

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -38,11 +38,20 @@ _NOT_TEXT = (dict, list, bool)
 _FLAT_VALUE = (bool, str, int, float)
 
 
+_EPOCH = datetime(1970, 1, 1)
+# Epoch milliseconds in [1e11, 8e12) (1973 to 2223) take the exact path below: the float division of the
+# general path is then within 0.5 microseconds of the exact value and rounds back to it, so both paths give
+# the same datetime (tests/test_adapters.py compares them), and this one costs a quarter as much.
+_EXACT_MS_RANGE = (100_000_000_000, 8_000_000_000_000)
+
+
 def parse_time(raw: Any) -> datetime | None:
     """ISO-8601 text or epoch seconds / milliseconds -> naive UTC datetime; None if unparseable."""
     if raw is None or isinstance(raw, bool):
         return None
     try:
+        if raw.__class__ is int and _EXACT_MS_RANGE[0] <= raw < _EXACT_MS_RANGE[1]:
+            return _EPOCH + timedelta(milliseconds=raw)  # SDK timestamps: epoch ms (once a line, or twice)
         if isinstance(raw, _NUMBER):
             seconds = raw / 1000.0 if abs(raw) >= 1e11 else float(raw)
             return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
@@ -51,7 +60,10 @@ def parse_time(raw: Any) -> datetime | None:
             if not text:
                 return None
             if text.endswith(("Z", "z")):
-                text = text[:-1] + "+00:00"
+                parsed = datetime.fromisoformat(text[:-1])
+                if parsed.tzinfo is None:  # "...Z" is UTC: the naive time as written
+                    return parsed
+                text = text[:-1] + "+00:00"  # an offset and a Z: invalid below, as it always was
             parsed = datetime.fromisoformat(text)
             if parsed.tzinfo is not None:
                 parsed = parsed.astimezone(UTC).replace(tzinfo=None)
@@ -63,12 +75,6 @@ def parse_time(raw: Any) -> datetime | None:
 
 def dumps(obj: Any) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def content_hash(source: str, content: Any) -> str:
-    """Deterministic id from the source and the record's content (sorted-key JSON)."""
-    digest = hashlib.sha256(source.encode() + b"\x1f" + orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
-    return digest.hexdigest()[:32]
 
 
 def as_text(raw: Any) -> str | None:
@@ -177,7 +183,14 @@ def set_event_time(record: dict[str, Any], raw_time: Any, fallback: datetime | N
 
 
 def finish(record: dict[str, Any], own_id: Any, content: Any) -> dict[str, Any]:
-    """Set event_id (the source's own, else derived) and payload_hash from the record's content."""
-    record["payload_hash"] = content_hash(record["source"], content)
+    """Set event_id (the source's own, else derived) and payload_hash from the record's content.
+
+    The content's sorted-key JSON is kept as `raw_json` when the content is the record's raw value (every
+    adapter's case), so the loader does not serialise the same object a second time for `raw`."""
+    serialized = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(record["source"].encode() + b"\x1f" + serialized)
+    record["payload_hash"] = digest.hexdigest()[:32]
+    if content is record["raw"]:
+        record["raw_json"] = serialized.decode()
     record["event_id"] = as_text(own_id) or record["payload_hash"]
     return record

@@ -30,7 +30,8 @@ def records(envelope: dict[str, Any], line_bytes: int) -> list[dict[str, Any]]:
     body = body if isinstance(body, dict) else {}
     path = envelope.get("path")
     received_at = parse_time(envelope.get("received_at"))
-    record = new_record(SOURCE, {"path": path, "body": body}, line_bytes)
+    raw = {"path": path, "body": body}
+    record = new_record(SOURCE, raw, line_bytes)
     record["received_at"] = received_at
     match = PATH_PATTERN.match(path) if isinstance(path, str) else None
     if match:
@@ -44,4 +45,4 @@ def records(envelope: dict[str, Any], line_bytes: int) -> list[dict[str, Any]]:
     extras = {k: v for k, v in body.items() if k not in MAPPED}
     set_properties(record, extras or None)
     set_event_time(record, body.get("timestamp"), received_at)
-    return [finish(record, None, {"path": path, "body": body})]
+    return [finish(record, None, raw)]

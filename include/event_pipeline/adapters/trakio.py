@@ -54,7 +54,8 @@ def records(envelope: dict[str, Any], line_bytes: int) -> list[dict[str, Any]]:
     body = body if isinstance(body, dict) else {}
     call = envelope.get("call")
     received_at = parse_time(envelope.get("received_at"))
-    record = new_record(SOURCE, {"call": call, "body": body}, line_bytes)
+    raw = {"call": call, "body": body}
+    record = new_record(SOURCE, raw, line_bytes)
     record["received_at"] = received_at
     # an unknown call keeps its name so the unknown_message_type rule can report it
     record["message_type"] = CALL_TO_MESSAGE_TYPE.get(call, str(call))
@@ -77,4 +78,4 @@ def records(envelope: dict[str, Any], line_bytes: int) -> list[dict[str, Any]]:
         record["alias_ids"], record["chk_alias_ok"] = _alias_ids(body.get("alias"))
     set_properties(record, properties)
     set_event_time(record, body.get("time"), received_at)
-    return [finish(record, None, {"call": call, "body": body})]
+    return [finish(record, None, raw)]
