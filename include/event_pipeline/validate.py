@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.execution_engine import pandas_execution_engine as _gx_pandas_engine
 
 from event_pipeline.adapters import CHECK_COLUMNS, Adapter
 from event_pipeline.contract import CANONICAL_COLUMN_NAMES, REASONS
@@ -23,6 +24,12 @@ from event_pipeline.suites import Rule, build_suite, canonical_rules, source_rul
 
 log = logging.getLogger(__name__)
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+# GX fingerprints every pandas batch under 1 GB by hashing all of its values (pandas_data_fingerprint, a batch
+# marker nothing here reads): 8% of validating a 1M-event hour, for a chunk that is validated once and dropped.
+# The threshold is read at each batch, so 0 skips the hash; the results are the same.
+if hasattr(_gx_pandas_engine, "HASH_THRESHOLD"):
+    _gx_pandas_engine.HASH_THRESHOLD = 0
 
 # Columns the suites look at; GX gets only these, which keeps the pandas frames small.
 CHECKED_COLUMNS = (
@@ -193,6 +200,9 @@ def validate_hour(con: duckdb.DuckDBPyConnection, hour: datetime, adapters: dict
 
     # The hour's rows are split in one statement each (not per chunk): many INSERTs in one transaction keep
     # every row in memory until COMMIT (3.8 GB for a 10M-event hour); one INSERT writes its row groups out.
+    # Both threads write row groups when the order of the rows in the file need not follow the staged order
+    # (no reader depends on it): the events insert of a 1M-event hour 6.0 -> 4.7 s.
+    con.execute("set preserve_insertion_order = false")
     con.execute(
         """insert into landing.quarantine
            select s.batch_hour, s.source, s.object_key, s.line_number, s.record_index, s.event_id, s.user_id,
@@ -209,6 +219,7 @@ def validate_hour(con: duckdb.DuckDBPyConnection, hour: datetime, adapters: dict
         [hour],
     )
     con.execute("drop table hour_failures")
+    con.execute("reset preserve_insertion_order")
 
     con.execute(
         """insert into landing.object_counts
