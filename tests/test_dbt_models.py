@@ -440,6 +440,34 @@ def test_any_order_rerun_full_refresh_and_full_history_agree(tmp_path, warehouse
         "select id_value, user_key from marts.identities where id_type = 'instance_id'"))["I1"]
 
 
+def test_an_hourly_run_that_finds_a_model_table_missing_builds_it_whole(tmp_path, warehouse, dbt, monkeypatch,
+                                                                       manifest):
+    """A new incremental model, one dropped by hand, or a view now materialized as a table
+    (int_identity_links until 2026-11-28) is built from all of its inputs by the next hourly run,
+    not from the affected hours alone: the marts equal those of hour-by-hour runs."""
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1, H2, H3], batches)
+    expected = warehouse.snapshot()
+    expected_links = warehouse.query("select count(*) from intermediate.int_identity_links")
+
+    other_dir = tmp_path / "rebuilt"
+    other_dir.mkdir()
+    other = Warehouse(other_dir / "warehouse.duckdb")
+    other_dbt = Dbt(other_dir, other, monkeypatch, manifest)
+    run_in_order(other, other_dbt, [H1, H2], batches)
+    with duckdb.connect(str(other.path)) as con:
+        for table in ("intermediate.int_event_deliveries_classified", "intermediate.int_events_deduped",
+                      "marts.events", "marts.sessions", "marts.daily_user_activity", "marts.annotations",
+                      "marts.hourly_load_stats", "marts.event_id_conflicts", "intermediate.int_identity_links"):
+            con.execute(f"drop table {table}")
+        con.execute("create view intermediate.int_identity_links as select 1 as placeholder")
+    other.load(batches[H3])
+    other_dbt.run_hour(H3)
+    assert other.snapshot() == expected
+    assert other.query("select count(*) from intermediate.int_identity_links") == expected_links
+    assert expected_links[0][0] > 0
+
+
 def test_an_hourly_run_rewrites_only_the_event_hours_it_affects(warehouse, dbt):
     batches = scenario()
     run_in_order(warehouse, dbt, [H1, H2], batches)

@@ -35,6 +35,16 @@
     ) -}}
 {%- endmacro %}
 
+{#- True when the incremental model being built is built whole: a full-scope run, or an hourly run
+    that finds no table of the model to update (a new model, one dropped by hand, a view now
+    materialized as a table: is_incremental() is false). Such a run reads all of the model's inputs;
+    reading only the affected hours would create the table with those hours' rows alone. Anything
+    else (a data test, a table model) follows the run's scope. -#}
+{% macro builds_whole_model() -%}
+    {%- set incremental_model = config.get('materialized') == 'incremental' -%}
+    {{- return(is_full_scope() or (incremental_model and not is_incremental())) -}}
+{%- endmacro %}
+
 {#- The run's dump hour as a SQL timestamp literal (truncated to the hour; NULL in full scope
     without a batch hour). Accepts "YYYY-MM-DD HH:MM:SS" and ISO "YYYY-MM-DDTHH:MM:SS[+00:00]". -#}
 {% macro batch_hour_sql() -%}
@@ -52,9 +62,10 @@
     select event_hour from {{ ref('int_run_scope') }}
 {%- endmacro %}
 
-{#- Predicate on a relation's event_hour column: true for the partitions this run rewrites. -#}
+{#- Predicate on a relation's event_hour column: true for the partitions this run rewrites (all of
+    them when the model is built whole). -#}
 {% macro event_hour_in_scope(column='event_hour') -%}
-    {%- if is_full_scope() -%}
+    {%- if builds_whole_model() -%}
         true
     {%- else -%}
         {{ column }} in ({{ affected_event_hours() }})
@@ -165,7 +176,7 @@
 {%- endmacro %}
 
 {% macro scope_daily_activity(date_column='activity_date') -%}
-    {%- if is_full_scope() -%}
+    {%- if builds_whole_model() -%}
         true
     {%- else -%}
         (

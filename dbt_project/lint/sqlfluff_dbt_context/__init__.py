@@ -27,6 +27,10 @@ def is_full_scope():
     return False
 
 
+def builds_whole_model():
+    return False
+
+
 def batch_hour_sql():
     return "date_trunc('hour', cast('2026-11-20 05:00:00' as timestamp))"
 

@@ -37,7 +37,7 @@ identity_map as (
 
 ),
 
-{% if is_full_scope() -%}
+{% if builds_whole_model() -%}
 
 scoped_events as (
 

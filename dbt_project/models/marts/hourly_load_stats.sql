@@ -19,7 +19,7 @@
 
 with
 
-{% if not is_full_scope() -%}
+{% if not builds_whole_model() -%}
 
 affected_batch_hours as (
 
@@ -32,7 +32,7 @@ affected_batch_hours as (
 object_counts as (
 
     select * from {{ ref('stg_landing__object_counts') }}
-    {%- if not is_full_scope() %}
+    {%- if not builds_whole_model() %}
     where batch_hour in (select affected_batch_hours.batch_hour from affected_batch_hours)
     {%- endif %}
 
@@ -41,7 +41,7 @@ object_counts as (
 classified_deliveries as (
 
     select * from {{ ref('int_event_deliveries_classified') }}
-    {%- if not is_full_scope() %}
+    {%- if not builds_whole_model() %}
     where batch_hour in (select affected_batch_hours.batch_hour from affected_batch_hours)
     {%- endif %}
 

@@ -31,7 +31,7 @@ all_events as (
 
 ),
 
-{% if is_full_scope() or not is_incremental() -%}
+{% if builds_whole_model() -%}
 
 events as (
 
