@@ -149,3 +149,42 @@ def test_a_failed_publish_leaves_the_previous_snapshot_and_no_temp_file(work, tm
     with duckdb.connect(str(target), read_only=True) as reader:
         assert reader.execute("select count(*) from marts.events").fetchall() == [(1000,)]
         assert reader.execute("select published_batch_hour from meta.snapshot").fetchall() == [(H5,)]
+
+
+def test_segments_tables_are_published_by_the_partitions_that_changed(work, tmp_path):
+    """The segments tables that gain a partition per evaluated hour (snapshot.PARTITION_COLUMNS) are rewritten
+    partition by partition: a re-evaluated hour and a new hour, not every hour's members."""
+    work.execute("create table segments.membership_snapshots as select timestamp '2026-11-20 05:00' "
+                 "+ to_hours(i % 4) as as_of, 'active' as segment_key, 'v1' as version, 'u' || i as user_key, "
+                 "json_object('n', i) as metrics from range(400) t(i)")
+    target = tmp_path / "analytics.duckdb"
+    publish_snapshot(work, target, published_tables(work), H5)
+
+    # 06:00 re-evaluated (one member fewer, one metric changed), 09:00 evaluated for the first time
+    work.execute("delete from segments.membership_snapshots where as_of = timestamp '2026-11-20 06:00' "
+                 "and user_key = 'u1'")
+    work.execute("update segments.membership_snapshots set metrics = '{\"n\": -5}' where user_key = 'u5'")
+    work.execute("insert into segments.membership_snapshots select timestamp '2026-11-20 09:00', 'active', 'v1', "
+                 "'u' || i, json_object('n', i) from range(3) t(i)")
+    second = publish_snapshot(work, target, published_tables(work), H6)
+    assert second["actions"] == {"segments.membership_snapshots": "2 partitions replaced",
+                                 "marts.events": "unchanged (change log)",
+                                 "marts.daily_user_activity": "unchanged (change log)",
+                                 "landing.quarantine": "unchanged", "landing.object_counts": "unchanged",
+                                 "segments.memberships": "unchanged", "segments.retired": "unchanged"}
+    work.execute(f"attach '{target}' as published (read_only)")
+    try:
+        assert contents(work, "published") == contents(work, "work")
+    finally:
+        work.execute("detach published")
+
+    work.execute("delete from segments.membership_snapshots where as_of = timestamp '2026-11-20 09:00'")
+    third = publish_snapshot(work, target, published_tables(work), H6)
+    assert third["actions"]["segments.membership_snapshots"] == "1 partitions replaced"
+    work.execute(f"attach '{target}' as published (read_only)")
+    try:
+        assert contents(work, "published") == contents(work, "work")
+        assert work.execute("select count(distinct as_of) from published.segments.membership_snapshots"
+                            ).fetchall() == [(4,)]
+    finally:
+        work.execute("detach published")
