@@ -468,15 +468,16 @@ def test_an_hourly_run_that_finds_a_model_table_missing_builds_it_whole(tmp_path
     assert expected_links[0][0] > 0
 
 
-def test_an_hourly_run_rewrites_only_the_event_hours_it_affects(warehouse, dbt):
+def test_an_hourly_run_rewrites_only_the_events_it_affects(warehouse, dbt):
     batches = scenario()
     run_in_order(warehouse, dbt, [H1, H2], batches)
     before = warehouse.snapshot()
 
     # mark a row in an event hour that a rerun of H1 has no reason to touch (04:00, e10 came late
-    # in H2) and one in an hour it must recompute (05:00)
+    # in H2), one of an event it must recompute (e2, H1's own), and one of an event it has no reason to
+    # touch in an hour it recomputes (t2, H2's alias in 06:00, where H2's copy of s1's group lands)
     with duckdb.connect(str(warehouse.path)) as con:
-        con.execute("update marts.events set event_name = 'marker' where event_id in ('e10', 'e2')")
+        con.execute("update marts.events set event_name = 'marker' where event_id in ('e10', 'e2', 't2')")
 
     warehouse.load(batches[H1])
     dbt.run_hour(H1)
@@ -485,11 +486,12 @@ def test_an_hourly_run_rewrites_only_the_event_hours_it_affects(warehouse, dbt):
     assert sorted(r[0] for r in warehouse.query("select event_hour from intermediate.int_run_scope")) == [
         H1 - timedelta(days=1), H1 - timedelta(hours=2), H1, H2,
     ]
-    names = dict(warehouse.query("select event_id, event_name from marts.events where event_id in ('e10', 'e2')"))
-    assert names == {"e10": "marker", "e2": "click"}
+    names = dict(warehouse.query(
+        "select event_id, event_name from marts.events where event_id in ('e10', 'e2', 't2')"))
+    assert names == {"e10": "marker", "e2": "click", "t2": "marker"}
 
-    # (daily_user_activity recomputed 2026-11-20 from the marked e10: it works per date.) A rerun
-    # of H2, whose scope has 04:00, recomputes e10 and leaves exactly the tables of before.
+    # A rerun of H2, whose events include e10 and t2, recomputes them and leaves exactly the tables of
+    # before (daily_user_activity and sessions too: they are recomputed for bob's and dave's changed days).
     warehouse.load(batches[H2])
     dbt.run_hour(H2)
     assert warehouse.snapshot() == before
@@ -580,12 +582,33 @@ def test_run_scope_of_each_hour(warehouse, dbt):
         H2: [H1 - timedelta(days=1), H1 - timedelta(hours=1), H1, H2],
         H3: [H1 - timedelta(days=1), H1, H3],
     }
+    # the events each run reclassifies: its own, the other copies of those, and their idempotency groups
+    expected_events = {
+        H1: {"e1", "e2", "e3", "e9", "e12", "s1", "s2", "sA", "t1", "a1", "o1"},
+        # e1 and e9 have H1 copies; s3 brings (b1, K1)'s s1 and s2, sC brings (b1, K2)'s sA
+        H2: {"e1", "e9", "e10", "e4", "s3", "s4", "sC", "t2", "o2", "s1", "s2", "sA"},
+        # sB brings (b1, K2): sA and sC
+        H3: {"e11", "e1", "sB", "sA", "sC", "t3", "t4", "t5"},
+    }
+    # the people whose sessions and daily activity each run rewrites: the keys those events had in the
+    # events mart before the run and have after it (H2: e1 moves from alice's own key to ALICE, dave's alias)
+    expected_people = {
+        H1: {user_key("user_id:alice"), user_key("user_id:bob"), user_key("user_id:erin"),
+             user_key("user_id:gina"), CAROL, user_key("user_id:dave"),
+             user_key("anonymous_id:anon1", "instance_id:I1")},
+        H2: {user_key("user_id:alice"), ALICE, user_key("user_id:erin"), BOB, CAROL},
+        H3: {ALICE, BOB, CAROL, ERIN, GINA},
+    }
     for hour in (H1, H2, H3):
         warehouse.load(batches[hour])
         dbt.run_hour(hour)
         assert sorted(r[0] for r in warehouse.query("select event_hour from intermediate.int_run_scope")) == (
             expected[hour]
         ), hour
+        assert {r[0] for r in warehouse.query("select event_id from intermediate.int_run_scope_events")} == (
+            expected_events[hour]), hour
+        assert {r[0] for r in warehouse.query("select user_key from intermediate.int_run_scope_user_days")} == (
+            expected_people[hour]), hour
 
 
 def _dbt_invocations(log_path: Path) -> list[str]:

@@ -5,6 +5,10 @@
       __this_batch__            `batch_hour = <the run's dump hour>`: tables partitioned by dump hour
       __this_run_event_hours__  `event_hour in (the event hours int_run_scope lists)`: the partitions
                                 an hourly run of the event-level models rewrites
+      __this_run_people__       `user_key in (...)`: the people whose sessions and daily activity an
+                                hourly run rewrites (int_run_scope_user_days, and the user keys whose
+                                identity changed); a duplicate session or activity row can only be
+                                one person's
       __full_scope_only__       `false`: a test of a view over all history (it would recompute the
                                 view every hour), run whole by the daily full-scope `dbt test`
 
@@ -25,6 +29,19 @@
             {%- set hours_predicate = 'true' if full_scope
                 else 'event_hour in (select event_hour from ' ~ run_scope ~ ')' -%}
             {%- set where = where | replace('__this_run_event_hours__', hours_predicate) -%}
+        {%- endif -%}
+        {%- if '__this_run_people__' in where -%}
+            {%- set run_days = api.Relation.create(
+                database=relation.database, schema='intermediate', identifier='int_run_scope_user_days') -%}
+            {%- set identity_map = api.Relation.create(
+                database=relation.database, schema='intermediate', identifier='int_identity_map') -%}
+            {%- set people_predicate = 'true' if full_scope
+                else 'user_key in (select user_key from ' ~ run_days
+                    ~ ' union select user_key from ' ~ identity_map
+                    ~ ' where changed_batch_hour = ' ~ batch_hour_sql()
+                    ~ ' union select previous_user_key from ' ~ identity_map
+                    ~ ' where changed_batch_hour = ' ~ batch_hour_sql() ~ ')' -%}
+            {%- set where = where | replace('__this_run_people__', people_predicate) -%}
         {%- endif -%}
         {%- if '__full_scope_only__' in where -%}
             {%- set where = where | replace('__full_scope_only__', 'true' if full_scope else 'false') -%}

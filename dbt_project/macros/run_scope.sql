@@ -62,13 +62,25 @@
     select event_hour from {{ ref('int_run_scope') }}
 {%- endmacro %}
 
-{#- Predicate on a relation's event_hour column: true for the partitions this run rewrites (all of
-    them when the model is built whole). -#}
-{% macro event_hour_in_scope(column='event_hour') -%}
+{#- Predicate on a relation's event_hour and event_id columns: true for the rows of the events this
+    hourly run reclassifies (int_run_scope_events), in the affected event hours. The hours are
+    implied by the events; they are there so that the scan skips the row groups of other hours. -#}
+{% macro run_scope_events_predicate(hour_column='event_hour', id_column='event_id') -%}
+    (
+        {{ hour_column }} in ({{ affected_event_hours() }})
+        and {{ id_column }} in (select event_id from {{ ref('int_run_scope_events') }})
+    )
+{%- endmacro %}
+
+{#- Predicate for the event-level models (a row per delivery, event or link): true for the rows
+    this run rewrites (all of them when the model is built whole). A model calling it declares
+    `-- depends_on: {{ ref('int_run_scope_events') }}` (the ref sits in a branch dbt's parse does
+    not take). -#}
+{% macro event_hour_in_scope(column='event_hour', id_column='event_id') -%}
     {%- if builds_whole_model() -%}
         true
     {%- else -%}
-        {{ column }} in ({{ affected_event_hours() }})
+        {{ run_scope_events_predicate(column, id_column) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -107,7 +119,7 @@
         true
     {%- else -%}
         (
-            event_hour in ({{ affected_event_hours() }})
+            {{ run_scope_events_predicate() }}
             {%- if is_incremental() %}
             or (identity_type, identity_value) in ({{ events_restamped_ids() }})
             {%- endif %}
@@ -115,30 +127,25 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Ids (identity_type, identity_value) whose rows in the events mart
-    carry a user_key the identity map no longer gives them (identity merges and splits). The events
-    mart rewrites those rows, wherever they are, instead of their whole event hours: a merge of a
-    busy person touches a few rows in hundreds of hours. -#}
+{#- Ids (identity_type, identity_value) whose rows in the events mart carry a user_key the identity
+    map no longer gives them (int_events_restamped_ids). A model calling it declares
+    `-- depends_on: {{ ref('int_events_restamped_ids') }}`. -#}
 {% macro events_restamped_ids() -%}
-    select distinct existing.identity_type, existing.identity_value
-    from {{ this }} as existing
-    left join {{ ref('int_identity_map') }} as identity_map
-        on existing.identity_type = identity_map.id_type
-        and existing.identity_value = identity_map.id_value
-    where existing.user_key is distinct from identity_map.user_key
-        and existing.identity_value is not null
+    select identity_type, identity_value from {{ ref('int_events_restamped_ids') }}
 {%- endmacro %}
 
-{#- Sessions: the run rebuilds every session that ends at or after the cutoff (the first affected
-    event hour minus the session gap), for every person, and every session of a person whose identity
-    changed or who is no longer known. A session that ended before the cutoff cannot change: the
-    run only adds or removes events at or after the first affected hour, which is at least a full
-    gap after that session's last event. -#}
-{% macro sessions_rebuild_cutoff() -%}
+{#- Sessions: for every person with a changed event (int_run_scope_user_days), the run rebuilds the
+    sessions that end at or after their cutoff: their earliest changed event minus the session gap.
+    A session that ended before it cannot change: the run only adds or removes that person's events
+    at or after their earliest changed event, at least a full gap after that session's last event.
+    People whose identity changed, or who are no longer known, are rebuilt whole. -#}
+{% macro sessions_rebuild_cutoffs() -%}
     select
-        min(event_hour)
+        user_key,
+        min(first_changed_event_at)
         - to_minutes(cast({{ var('session_gap_minutes', 30) }} as bigint)) as rebuild_cutoff
-    from {{ ref('int_run_scope') }}
+    from {{ ref('int_run_scope_user_days') }}
+    group by user_key
 {%- endmacro %}
 
 {% macro scope_sessions() -%}
@@ -146,7 +153,13 @@
         true
     {%- else -%}
         (
-            ended_at >= ({{ sessions_rebuild_cutoff() }})
+            session_id in (
+                select previous_sessions.session_id
+                from {{ this }} as previous_sessions
+                inner join ({{ sessions_rebuild_cutoffs() }}) as rebuild_cutoffs
+                    on previous_sessions.user_key = rebuild_cutoffs.user_key
+                where previous_sessions.ended_at >= rebuild_cutoffs.rebuild_cutoff
+            )
             or user_key in ({{ changed_user_keys() }})
             {%- if is_incremental() %}
             or user_key not in (
@@ -159,8 +172,8 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- daily_user_activity rewrites every user's row on the dates of the affected event hours, and every
-    row of a user key whose identity changed. -#}
+{#- daily_user_activity rewrites the dates with a changed event of every person who has one
+    (int_run_scope_user_days), and every row of a user key whose identity changed. -#}
 {% macro daily_activity_changed_user_keys() -%}
     {{ changed_user_keys() }}
     {%- if is_incremental() %}
@@ -180,7 +193,13 @@
         true
     {%- else -%}
         (
-            {{ date_column }} in (select distinct cast(event_hour as date) from {{ ref('int_run_scope') }})
+            (
+                {{ date_column }} in (select run_days.activity_date from {{ ref('int_run_scope_user_days') }} as run_days)
+                and (user_key, {{ date_column }}) in (
+                    select run_days.user_key, run_days.activity_date
+                    from {{ ref('int_run_scope_user_days') }} as run_days
+                )
+            )
             or user_key in ({{ daily_activity_changed_user_keys() }})
         )
     {%- endif -%}

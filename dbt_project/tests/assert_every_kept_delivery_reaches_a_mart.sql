@@ -2,6 +2,7 @@
     run checks the event hours it recomputed (int_run_scope); a full-scope build checks every hour. -#}
 
 -- depends_on: {{ ref('int_run_scope') }}
+-- depends_on: {{ ref('int_run_scope_events') }}
 
 with
 

@@ -35,8 +35,13 @@ def batch_hour_sql():
     return "date_trunc('hour', cast('2026-11-20 05:00:00' as timestamp))"
 
 
-def event_hour_in_scope(column="event_hour"):
-    return f"{column} in ({_SCOPE})"
+def run_scope_events_predicate(hour_column="event_hour", id_column="event_id"):
+    return (f"({hour_column} in ({_SCOPE})"
+            f" and {id_column} in (select event_id from intermediate.int_run_scope_events))")
+
+
+def event_hour_in_scope(column="event_hour", id_column="event_id"):
+    return run_scope_events_predicate(column, id_column)
 
 
 def affected_event_hours():
@@ -44,11 +49,12 @@ def affected_event_hours():
 
 
 def events_restamped_ids():
-    return "select id_type || ':' || id_value from intermediate.int_identity_map"
+    return "select identity_type, identity_value from intermediate.int_events_restamped_ids"
 
 
-def sessions_rebuild_cutoff():
-    return "select min(event_hour) - interval 30 minute as rebuild_cutoff from intermediate.int_run_scope"
+def sessions_rebuild_cutoffs():
+    return ("select user_key, min(first_changed_event_at) - interval 30 minute as rebuild_cutoff"
+            " from intermediate.int_run_scope_user_days group by user_key")
 
 
 def changed_user_keys():

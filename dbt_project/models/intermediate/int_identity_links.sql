@@ -13,6 +13,7 @@
 
 -- the run's scope macros read these in hourly runs only
 -- depends_on: {{ ref('int_run_scope') }}
+-- depends_on: {{ ref('int_run_scope_events') }}
 
 {{
     config(

@@ -8,7 +8,11 @@
         this run: that model is built after this one and never read through ref here),
       * the event hours of every other delivery of those event_ids,
       * the event hours of every delivery sharing an idempotency group with any of those.
-    Full scope (full refresh, full_history, no batch_hour): every event hour. -#}
+    int_run_scope_events lists those events; this model is their event hours. Full scope (full
+    refresh, full_history, no batch_hour): every event hour. -#}
+
+-- hourly runs only
+-- depends_on: {{ ref('int_run_scope_events') }}
 
 {{ config(materialized='table') }}
 
@@ -23,13 +27,13 @@
 
 with
 
+{% if is_full_scope() -%}
+
 deliveries as (
 
     select * from {{ ref('int_events_unioned') }}
 
 ),
-
-{% if is_full_scope() -%}
 
 affected_event_hours as (
 
@@ -43,63 +47,9 @@ affected_event_hours as (
 
 {%- else -%}
 
-batch_deliveries as (
-
-    select
-        event_id,
-        idempotency_group,
-        event_hour
-    from deliveries
-    where batch_hour = {{ batch_hour_sql() }}
-    {%- if previous_deliveries is not none %}
-    union all
-    select
-        event_id,
-        idempotency_group,
-        event_hour
-    from {{ previous_deliveries }}
-    where batch_hour = {{ batch_hour_sql() }}
-    {%- endif %}
-
-),
-
-same_event_deliveries as (
-
-    select
-        event_id,
-        idempotency_group,
-        event_hour
-    from deliveries
-    where event_id in (select batch_deliveries.event_id from batch_deliveries)
-
-),
-
-touched_idempotency_groups as (
-
-    select idempotency_group from batch_deliveries
-    where idempotency_group is not null
-    union
-    select idempotency_group from same_event_deliveries
-    where idempotency_group is not null
-
-),
-
-same_group_deliveries as (
-
-    select event_hour from deliveries
-    where idempotency_group in (
-        select touched_idempotency_groups.idempotency_group from touched_idempotency_groups
-    )
-
-),
-
 affected_event_hours as (
 
-    select event_hour from batch_deliveries
-    union
-    select event_hour from same_event_deliveries
-    union
-    select event_hour from same_group_deliveries
+    select event_hour from {{ ref('int_run_scope_events') }}
 
 ),
 

@@ -1,9 +1,11 @@
-{#- One row per user_key per UTC date with activity. A run rewrites the dates of the affected event
-    hours (for every user) and every date of a user whose identity changed. -#}
+{#- One row per user_key per UTC date with activity. A run rewrites the dates with a changed event of
+    each person who has one (int_run_scope_user_days) and every date of a user whose identity
+    changed. -#}
 
 -- the run's scope macros read these in hourly runs only
 -- depends_on: {{ ref('int_run_scope') }}
 -- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_run_scope_user_days') }}
 
 -- change_log_key: the keys a run rewrites go to audit.mart_changes for the snapshot publish
 -- (macros/mart_change_log.sql)

@@ -1,9 +1,14 @@
 {#- One row per deduplicated event (every message type except Trak.io annotate), attributed to
-    the person (user_key) its id belongs to. A run rewrites the affected event hours plus the rows
-    of the ids whose user_key changed (identity merges and splits). -#}
+    the person (user_key) its id belongs to. A run rewrites the rows of the events it reclassifies
+    (int_run_scope_events) plus the rows of the ids whose user_key changed (identity merges and
+    splits). -#}
 
 -- the run's scope macros read these in hourly runs only
 -- depends_on: {{ ref('int_run_scope') }}
+-- depends_on: {{ ref('int_run_scope_events') }}
+-- built before this model, as it reads the rows this model replaces
+-- depends_on: {{ ref('int_run_scope_user_days') }}
+-- depends_on: {{ ref('int_events_restamped_ids') }}
 
 -- change_log_key: the keys a run rewrites go to audit.mart_changes for the snapshot publish
 -- (macros/mart_change_log.sql)
@@ -57,12 +62,12 @@ restamped_ids as (
 
 {%- endif %}
 
--- the affected hours, plus the re-mapped ids' rows outside them: a union, not an OR, so that the
--- first part reads only the affected hours' row groups
+-- the run's events, plus the re-mapped ids' other rows: a union, not an OR, so that the first part
+-- reads only the affected hours' row groups
 scoped_events as (
 
     select * from deduped_events
-    where event_hour in ({{ affected_event_hours() }})
+    where {{ run_scope_events_predicate() }}
     {%- if is_incremental() %}
     union all
     select deduped_events.* from deduped_events
@@ -70,7 +75,7 @@ scoped_events as (
         on
             deduped_events.identity_type = restamped_ids.identity_type
             and deduped_events.identity_value = restamped_ids.identity_value
-    where deduped_events.event_hour not in ({{ affected_event_hours() }})
+    where not {{ run_scope_events_predicate('deduped_events.event_hour', 'deduped_events.event_id') }}
     {%- endif %}
 
 ),
