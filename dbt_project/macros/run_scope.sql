@@ -222,3 +222,13 @@
         batch_hour in ({{ affected_batch_hours() }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- A table of this warehouse as it stands before this model runs, or none (while parsing, or when
+    it does not exist yet). For a model that reads the previous state of a table built after it (or of
+    itself): a ref() would be a cycle. -#}
+{% macro table_before_this_run(schema, identifier) -%}
+    {%- if not execute -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {{- return(adapter.get_relation(database=this.database, schema=schema, identifier=identifier)) -}}
+{%- endmacro %}

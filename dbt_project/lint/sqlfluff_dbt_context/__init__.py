@@ -23,6 +23,10 @@ target = SimpleNamespace(schema="main", database="warehouse")
 _SCOPE = "select event_hour from intermediate.int_run_scope"
 
 
+def table_before_this_run(schema, identifier):
+    return adapter.get_relation(schema=schema, identifier=identifier)
+
+
 def is_full_scope():
     return False
 

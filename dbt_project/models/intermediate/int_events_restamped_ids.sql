@@ -12,14 +12,7 @@
 
 {{ config(materialized='table') }}
 
-{%- set previous_events = none -%}
-{%- if execute -%}
-    {%- set previous_events = adapter.get_relation(
-        database=this.database,
-        schema='marts',
-        identifier='events',
-    ) -%}
-{%- endif %}
+{%- set previous_events = table_before_this_run('marts', 'events') %}
 
 with
 

@@ -8,14 +8,7 @@
 
 {{ config(materialized='table') }}
 
-{%- set previous_map = none -%}
-{%- if execute -%}
-    {%- set previous_map = adapter.get_relation(
-        database=this.database,
-        schema=this.schema,
-        identifier=this.identifier,
-    ) -%}
-{%- endif %}
+{%- set previous_map = table_before_this_run(this.schema, this.identifier) %}
 
 with
 

@@ -14,14 +14,7 @@
 
 {{ config(materialized='table') }}
 
-{%- set previous_deliveries = none -%}
-{%- if execute -%}
-    {%- set previous_deliveries = adapter.get_relation(
-        database=this.database,
-        schema=this.schema,
-        identifier='int_event_deliveries_classified',
-    ) -%}
-{%- endif %}
+{%- set previous_deliveries = table_before_this_run(this.schema, 'int_event_deliveries_classified') %}
 
 with
 
