@@ -497,6 +497,68 @@ def test_an_hourly_run_rewrites_only_the_events_it_affects(warehouse, dbt):
     assert warehouse.snapshot() == before
 
 
+def test_an_hourly_run_recomputes_only_the_identity_components_its_events_touch(warehouse, dbt):
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1, H2, H3], batches)
+    before = warehouse.snapshot()
+
+    # mark the map rows of two people: bob's (H2's e10 and o2 are his) and gina's (H2 has no event of
+    # gina or aaron, nor a link of theirs). A recomputed component gets its real root again.
+    with duckdb.connect(str(warehouse.path)) as con:
+        for key, marker in ((BOB, "marker-bob"), (GINA, "marker-gina")):
+            con.execute("update intermediate.int_identity_map set component_root = ? where user_key = ?", [marker, key])
+
+    warehouse.load(batches[H2])
+    dbt.run_hour(H2)
+    # what H2's events asserted before the rerun: the ids of their kept copies (e1, e4 alice, e9 erin,
+    # e10 and o2 bob, t2 dave, s1, s4, sA, sB carol; s2, s3, sC were dropped) and t2's and o2's links.
+    # The rerun asserts the same, so it recomputes no component: gina's and bob's markers both stay.
+    assert sorted(warehouse.query(
+        "select event_id, id_type || ':' || id_value, coalesce(linked_id_type || ':' || linked_id_value, '') "
+        "from intermediate.int_run_scope_previous_assertions")) == sorted([
+        ("e1", "user_id:alice", ""), ("e4", "user_id:alice", ""), ("e9", "user_id:erin", ""),
+        ("e10", "user_id:bob", ""), ("o2", "user_id:bob", ""), ("t2", "user_id:dave", ""),
+        ("s1", "user_id:carol", ""), ("s4", "user_id:carol", ""), ("sA", "user_id:carol", ""),
+        ("sB", "user_id:carol", ""),
+        ("t2", "user_id:dave", "user_id:alice"), ("t2", "user_id:dave", "anonymous_id:alice"),
+        ("o2", "instance_id:I1", "user_id:bob"),
+    ])
+    roots = dict(warehouse.query(
+        "select id_type || ':' || id_value, component_root from intermediate.int_identity_map "
+        "where user_key in (?, ?)", [BOB, GINA]))
+    assert roots == {
+        "user_id:bob": "marker-bob", "instance_id:I1": "marker-bob", "anonymous_id:anon1": "marker-bob",
+        "user_id:gina": "marker-gina", "user_id:aaron": "marker-gina", "anonymous_id:gina": "marker-gina",
+    }
+    assert warehouse.snapshot() == before
+
+    # H2 again without t2 (dave's alias of alice) and with o2 carrying no user: those assertions are
+    # gone, so alice's and bob's people are recomputed (and split); gina's still is not
+    changed = Batch(H2, quarantined={"orbee": 1})
+    for row in batches[H2].rows:
+        if row["event_id"] == "t2":
+            continue
+        values = {k: v for k, v in row.items() if k not in ("source", "event_id", "event_time", "received_at",
+                                                              "payload_hash", "line_number", "object_key")}
+        if row["event_id"] == "o2":
+            values["user_id"] = None
+        changed.add(row["source"], row["event_id"], row["event_time"], received_at=row["received_at"],
+                    payload=row["payload_hash"], **values)
+    warehouse.load(changed)
+    dbt.run_hour(H2)
+    roots = dict(warehouse.query(
+        "select id_type || ':' || id_value, component_root from intermediate.int_identity_map "
+        "where id_value in ('bob', 'I1', 'anon1', 'gina', 'aaron', 'alice', 'dave')"))
+    assert roots == {
+        "user_id:bob": "user_id:bob", "instance_id:I1": "anonymous_id:anon1",
+        "anonymous_id:anon1": "anonymous_id:anon1",
+        "user_id:gina": "marker-gina", "user_id:aaron": "marker-gina", "anonymous_id:gina": "marker-gina",
+        "user_id:alice": "user_id:alice", "user_id:dave": "user_id:dave",
+        # alice as an anonymous id came only from t2's alias: forgotten, a tombstone for this run
+        "anonymous_id:alice": None,
+    }
+
+
 def test_hourly_data_tests_check_the_rewritten_hours_and_a_full_scope_test_checks_every_row(warehouse, dbt):
     batches = scenario()
     run_in_order(warehouse, dbt, [H1, H2, H3], batches)

@@ -14,6 +14,10 @@ class _Adapter:
     def get_relation(database=None, schema=None, identifier=None):
         return f"{schema}.{identifier}"
 
+    @staticmethod
+    def get_columns_in_relation(relation):
+        return [SimpleNamespace(name=name) for name in ("id_type", "id_value", "component_root", "user_key")]
+
 
 adapter = _Adapter()
 execute = True
@@ -75,3 +79,9 @@ def scope_daily_activity(date_column="activity_date"):
 
 def scope_sessions():
     return "user_key in (select user_key from intermediate.int_identity_map)"
+
+
+def identity_component_ctes():
+    return ("reachable as (select node, node as component_label from nodes"
+            " union select edges.to_node as node, edges.from_node as component_label from edges),"
+            " component_roots as (select node, min(component_label) as component_root from reachable group by node)")

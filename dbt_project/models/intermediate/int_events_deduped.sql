@@ -3,6 +3,8 @@
 -- the run's scope macros read these in hourly runs only
 -- depends_on: {{ ref('int_run_scope') }}
 -- depends_on: {{ ref('int_run_scope_events') }}
+-- built before this model, as it reads the rows this model replaces
+-- depends_on: {{ ref('int_run_scope_previous_assertions') }}
 
 {{
     config(

@@ -1,9 +1,8 @@
 {#- Connected components of the identity graph: one row per known id with its user_key.
 
-    Nodes are the id every event is attributed to plus both ends of every link. Each node starts
-    labelled with itself ("<id_type>:<id_value>"); labels flow along links (both directions) to
-    nodes with a larger label, so every node ends up reached by the smallest node of its
-    component. user_key = 'u_' || first 16 hex digits of md5(that smallest node): a function of
+    Nodes are the id every event is attributed to plus both ends of every link, named
+    "<id_type>:<id_value>"; identity_component_ctes() (macros/identity_graph.sql) labels every
+    node with the smallest node of its component. user_key = 'u_' || first 16 hex digits of md5(that smallest node): a function of
     the component's members only, so any input order gives the same mapping. -#}
 
 with recursive
@@ -64,45 +63,18 @@ edges as (
 
 ),
 
-reachable as (
-
-    select
-        node,
-        node as component_label
-    from nodes
-
-    union
-
-    select
-        edges.to_node as node,
-        reachable.component_label
-    from reachable
-    inner join edges
-        on reachable.node = edges.from_node
-    where reachable.component_label < edges.to_node
-
-),
-
-components as (
-
-    select
-        node,
-        min(component_label) as component_root
-    from reachable
-    group by node
-
-),
+{{ identity_component_ctes() }},
 
 final as (
 
     select
         nodes.id_type,
         nodes.id_value,
-        components.component_root,
-        'u_' || left(md5(components.component_root), 16) as user_key
+        component_roots.component_root,
+        'u_' || left(md5(component_roots.component_root), 16) as user_key
     from nodes
-    inner join components
-        on nodes.node = components.node
+    inner join component_roots
+        on nodes.node = component_roots.node
 
 )
 
