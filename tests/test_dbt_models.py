@@ -507,6 +507,8 @@ def test_an_hourly_run_recomputes_only_the_identity_components_its_events_touch(
     with duckdb.connect(str(warehouse.path)) as con:
         for key, marker in ((BOB, "marker-bob"), (GINA, "marker-gina")):
             con.execute("update intermediate.int_identity_map set component_root = ? where user_key = ?", [marker, key])
+        # and their pairs in identity_merges: only the pair H2 links (o2: I1 and bob) is rewritten
+        con.execute("update marts.identity_merges set link_type = 'marker' where user_key in (?, ?)", [BOB, GINA])
 
     warehouse.load(batches[H2])
     dbt.run_hour(H2)
@@ -530,7 +532,13 @@ def test_an_hourly_run_recomputes_only_the_identity_components_its_events_touch(
         "user_id:bob": "marker-bob", "instance_id:I1": "marker-bob", "anonymous_id:anon1": "marker-bob",
         "user_id:gina": "marker-gina", "user_id:aaron": "marker-gina", "anonymous_id:gina": "marker-gina",
     }
-    assert warehouse.snapshot() == before
+    assert dict(warehouse.query(
+        "select id_a_value || '-' || id_b_value, link_type from marts.identity_merges where user_key in (?, ?)",
+        [BOB, GINA])) == {
+        "I1-bob": "orbee_instance", "anon1-I1": "marker", "aaron-gina": "marker", "gina-aaron": "marker"}
+    after = warehouse.snapshot()
+    assert {k: v for k, v in after.items() if k != "identity_merges"} == {
+        k: v for k, v in before.items() if k != "identity_merges"}
 
     # H2 again without t2 (dave's alias of alice) and with o2 carrying no user: those assertions are
     # gone, so alice's and bob's people are recomputed (and split); gina's still is not

@@ -36,3 +36,46 @@ component_roots as (
 
 )
 {%- endmacro %}
+
+{#- A link's two ids in a fixed order, as id_a_type, id_a_value, id_b_type, id_b_value: id_a is the
+    smaller '<id_type>:<id_value>', so a pair linked either way round is one pair. -#}
+{% macro ordered_id_pair(from_type, from_value, to_type, to_value) -%}
+    {%- set from_first = from_type ~ " || ':' || " ~ from_value ~ " <= " ~ to_type ~ " || ':' || " ~ to_value -%}
+    case when {{ from_first }} then {{ from_type }} else {{ to_type }} end as id_a_type,
+    case when {{ from_first }} then {{ from_value }} else {{ to_value }} end as id_a_value,
+    case when {{ from_first }} then {{ to_type }} else {{ from_type }} end as id_b_type,
+    case when {{ from_first }} then {{ to_value }} else {{ from_value }} end as id_b_value
+{%- endmacro %}
+
+{#- identity_merges' scope in an hourly run, part 1: the pairs (ordered) the run's events linked
+    before the run or link now; their first link, link count and last link can change. -#}
+{% macro identity_merges_affected_pairs() -%}
+    select {{ ordered_id_pair('id_type', 'id_value', 'linked_id_type', 'linked_id_value') }}
+    from {{ ref('int_run_scope_previous_assertions') }}
+    where linked_id_value is not null
+    union
+    select {{ ordered_id_pair('from_id_type', 'from_id_value', 'to_id_type', 'to_id_value') }}
+    from {{ ref('int_identity_links') }}
+    where {{ run_scope_events_predicate() }}
+{%- endmacro %}
+
+{#- identity_merges' scope in an hourly run, part 2: the ids whose user_key this run changed (or
+    forgot); the user_key of their pairs follows. A pair's two ids are one person, so the pair's
+    id_a is among them whenever its id_b is. -#}
+{% macro identity_merges_changed_ids() -%}
+    select id_type, id_value
+    from {{ ref('int_identity_map') }}
+    where changed_batch_hour = {{ batch_hour_sql() }}
+{%- endmacro %}
+
+{#- identity_merges' scope_predicate: the rows of both parts (every row in full scope). -#}
+{% macro scope_identity_merges() -%}
+    {%- if is_full_scope() -%}
+        true
+    {%- else -%}
+        (
+            (id_a_type, id_a_value, id_b_type, id_b_value) in ({{ identity_merges_affected_pairs() }})
+            or (id_a_type, id_a_value) in ({{ identity_merges_changed_ids() }})
+        )
+    {%- endif -%}
+{%- endmacro %}

@@ -85,3 +85,24 @@ def identity_component_ctes():
     return ("reachable as (select node, node as component_label from nodes"
             " union select edges.to_node as node, edges.from_node as component_label from edges),"
             " component_roots as (select node, min(component_label) as component_root from reachable group by node)")
+
+
+def ordered_id_pair(from_type, from_value, to_type, to_value):
+    first = f"{from_type} <= {to_type}"
+    return (f"case when {first} then {from_type} else {to_type} end as id_a_type,"
+            f" case when {first} then {from_value} else {to_value} end as id_a_value,"
+            f" case when {first} then {to_type} else {from_type} end as id_b_type,"
+            f" case when {first} then {to_value} else {from_value} end as id_b_value")
+
+
+def identity_merges_affected_pairs():
+    return ("select id_type as id_a_type, id_value as id_a_value, linked_id_type as id_b_type,"
+            " linked_id_value as id_b_value from intermediate.int_run_scope_previous_assertions")
+
+
+def identity_merges_changed_ids():
+    return "select id_type, id_value from intermediate.int_identity_map"
+
+
+def scope_identity_merges():
+    return "(id_a_type, id_a_value) in (select id_type, id_value from intermediate.int_identity_map)"
