@@ -266,6 +266,21 @@ ERIN = user_key("user_id:erin", "user_id:frank", "anonymous_id:erin")
 CAROL = user_key("user_id:carol")
 GINA = user_key("user_id:gina", "user_id:aaron", "anonymous_id:gina")
 
+def h2_changed(batches: dict[datetime, Batch], dropped: tuple[str, ...]) -> Batch:
+    """H2 delivered again with different contents: the `dropped` events gone, orbee o2 without its user."""
+    changed = Batch(H2, quarantined={"orbee": 1})
+    for row in batches[H2].rows:
+        if row["event_id"] in dropped:
+            continue
+        values = {k: v for k, v in row.items() if k not in ("source", "event_id", "event_time", "received_at",
+                                                              "payload_hash", "line_number", "object_key")}
+        if row["event_id"] == "o2":
+            values["user_id"] = None
+        changed.add(row["source"], row["event_id"], row["event_time"], received_at=row["received_at"],
+                    payload=row["payload_hash"], **values)
+    return changed
+
+
 KEPT_EVENTS = {
     "e1", "e2", "e3", "e4", "e9", "e10", "e11", "e12",
     "s1", "s4", "sA", "sB",
@@ -418,17 +433,7 @@ def test_any_order_rerun_full_refresh_and_full_history_agree(tmp_path, warehouse
 
     # rerun H2 with different contents: e1's and e9's copies and the dave-alice alias are gone,
     # orbee o2 now carries no user; the result must equal a full refresh of the same landing.
-    changed = Batch(H2, quarantined={"orbee": 1})
-    for row in batches[H2].rows:
-        if row["event_id"] in ("e1", "e9", "t2"):
-            continue
-        values = {k: v for k, v in row.items() if k not in ("source", "event_id", "event_time", "received_at",
-                                                              "payload_hash", "line_number", "object_key")}
-        if row["event_id"] == "o2":
-            values["user_id"] = None
-        changed.add(row["source"], row["event_id"], row["event_time"], received_at=row["received_at"],
-                    payload=row["payload_hash"], **values)
-    warehouse.load(changed)
+    warehouse.load(h2_changed(batches, dropped=("e1", "e9", "t2")))
     dbt.run_hour(H2)
     rerun = warehouse.snapshot()
     dbt("run", "--full-refresh", batch_hour=H2)
@@ -542,17 +547,7 @@ def test_an_hourly_run_recomputes_only_the_identity_components_its_events_touch(
 
     # H2 again without t2 (dave's alias of alice) and with o2 carrying no user: those assertions are
     # gone, so alice's and bob's people are recomputed (and split); gina's still is not
-    changed = Batch(H2, quarantined={"orbee": 1})
-    for row in batches[H2].rows:
-        if row["event_id"] == "t2":
-            continue
-        values = {k: v for k, v in row.items() if k not in ("source", "event_id", "event_time", "received_at",
-                                                              "payload_hash", "line_number", "object_key")}
-        if row["event_id"] == "o2":
-            values["user_id"] = None
-        changed.add(row["source"], row["event_id"], row["event_time"], received_at=row["received_at"],
-                    payload=row["payload_hash"], **values)
-    warehouse.load(changed)
+    warehouse.load(h2_changed(batches, dropped=("t2",)))
     dbt.run_hour(H2)
     roots = dict(warehouse.query(
         "select id_type || ':' || id_value, component_root from intermediate.int_identity_map "

@@ -81,10 +81,17 @@ def scope_sessions():
     return "user_key in (select user_key from intermediate.int_identity_map)"
 
 
-def identity_component_ctes():
-    return ("reachable as (select node, node as component_label from nodes"
-            " union select edges.to_node as node, edges.from_node as component_label from edges),"
-            " component_roots as (select node, min(component_label) as component_root from reachable group by node)")
+def identity_component_ctes(observed_ids, links):
+    return (f"nodes as (select id_type, id_value, id_type || ':' || id_value as node from {observed_ids}),"
+            f" edges as (select from_id_type as from_node, to_id_type as to_node from {links}),"
+            " identity_components as (select nodes.id_type, nodes.id_value, nodes.node as component_root,"
+            " nodes.node as user_key from nodes inner join edges on nodes.node = edges.from_node)")
+
+
+def identity_assertions(events, links):
+    return (f"select event_id, identity_type as id_type, identity_value as id_value,"
+            f" null as linked_id_type, null as linked_id_value from {events}"
+            f" union select event_id, from_id_type, from_id_value, to_id_type, to_id_value from {links}")
 
 
 def ordered_id_pair(from_type, from_value, to_type, to_value):

@@ -1,8 +1,8 @@
 {#- Connected components of the identity graph: one row per known id with its user_key.
 
-    Nodes are the id every event is attributed to plus both ends of every link, named
-    "<id_type>:<id_value>"; identity_component_ctes() (macros/identity_graph.sql) labels every
-    node with the smallest node of its component. user_key = 'u_' || first 16 hex digits of md5(that smallest node): a function of
+    Nodes are the id every event is attributed to plus both ends of every link;
+    identity_component_ctes() (macros/identity_graph.sql) labels every node
+    ("<id_type>:<id_value>") with the smallest node of its component. user_key = 'u_' || first 16 hex digits of md5(that smallest node): a function of
     the component's members only, so any input order gives the same mapping. -#}
 
 with recursive
@@ -39,42 +39,11 @@ observed_ids as (
 
 ),
 
-nodes as (
-
-    select
-        id_type,
-        id_value,
-        id_type || ':' || id_value as node
-    from observed_ids
-
-),
-
-edges as (
-
-    select
-        from_id_type || ':' || from_id_value as from_node,
-        to_id_type || ':' || to_id_value as to_node
-    from links
-    union
-    select
-        to_id_type || ':' || to_id_value as from_node,
-        from_id_type || ':' || from_id_value as to_node
-    from links
-
-),
-
-{{ identity_component_ctes() }},
+{{ identity_component_ctes('observed_ids', 'links') }},
 
 final as (
 
-    select
-        nodes.id_type,
-        nodes.id_value,
-        component_roots.component_root,
-        'u_' || left(md5(component_roots.component_root), 16) as user_key
-    from nodes
-    inner join component_roots
-        on nodes.node = component_roots.node
+    select * from identity_components
 
 )
 

@@ -92,22 +92,7 @@ scoped_links as (
 -- the same shape as int_run_scope_previous_assertions: what the run's events assert now
 assertions_now as (
 
-    select
-        event_id,
-        identity_type as id_type,
-        identity_value as id_value,
-        cast(null as varchar) as linked_id_type,
-        cast(null as varchar) as linked_id_value
-    from scoped_events
-    where identity_value is not null
-    union
-    select
-        event_id,
-        from_id_type as id_type,
-        from_id_value as id_value,
-        to_id_type as linked_id_type,
-        to_id_value as linked_id_value
-    from scoped_links
+    {{ identity_assertions('scoped_events', 'scoped_links') }}
 
 ),
 
@@ -305,16 +290,6 @@ observed_ids as (
 
 ),
 
-nodes as (
-
-    select
-        id_type,
-        id_value,
-        id_type || ':' || id_value as node
-    from observed_ids
-
-),
-
 affected_links as (
 
     select distinct
@@ -323,41 +298,14 @@ affected_links as (
         links.to_id_type,
         links.to_id_value
     from links
-    inner join nodes
+    inner join observed_ids
         on
-            links.from_id_type = nodes.id_type
-            and links.from_id_value = nodes.id_value
+            links.from_id_type = observed_ids.id_type
+            and links.from_id_value = observed_ids.id_value
 
 ),
 
-edges as (
-
-    select
-        from_id_type || ':' || from_id_value as from_node,
-        to_id_type || ':' || to_id_value as to_node
-    from affected_links
-    union
-    select
-        to_id_type || ':' || to_id_value as from_node,
-        from_id_type || ':' || from_id_value as to_node
-    from affected_links
-
-),
-
-{{ identity_component_ctes() }},
-
-recomputed_components as (
-
-    select
-        nodes.id_type,
-        nodes.id_value,
-        component_roots.component_root,
-        'u_' || left(md5(component_roots.component_root), 16) as user_key
-    from nodes
-    inner join component_roots
-        on nodes.node = component_roots.node
-
-),
+{{ identity_component_ctes('observed_ids', 'affected_links') }},
 
 components as (
 
@@ -371,7 +319,7 @@ components as (
         user_key is not null
         and component_root not in (select affected_roots.component_root from affected_roots)
     union all
-    select * from recomputed_components
+    select * from identity_components
 
 ),
 

@@ -49,22 +49,7 @@ previous_links as (
 
 final as (
 
-    select
-        event_id,
-        identity_type as id_type,
-        identity_value as id_value,
-        cast(null as varchar) as linked_id_type,
-        cast(null as varchar) as linked_id_value
-    from previous_events
-    where identity_value is not null
-    union
-    select
-        event_id,
-        from_id_type as id_type,
-        from_id_value as id_value,
-        to_id_type as linked_id_type,
-        to_id_value as linked_id_value
-    from previous_links
+    {{ identity_assertions('previous_events', 'previous_links') }}
 
 )
 
