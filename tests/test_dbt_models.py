@@ -664,12 +664,20 @@ def test_run_scope_of_each_hour(warehouse, dbt):
         H2: {user_key("user_id:alice"), ALICE, user_key("user_id:erin"), BOB, CAROL},
         H3: {ALICE, BOB, CAROL, ERIN, GINA},
     }
+    # the ids whose rows in the events mart the run restamps: H2's alias and link merge alice with dave
+    # (alice's e1, e2 and dave's t1 get the merged key) and bob with the anon1 shopper (bob's e3); H3
+    # merges erin with frank (e9) and gina with aaron (e12)
+    expected_restamped = {H1: set(), H2: {"user_id:alice", "user_id:dave", "user_id:bob"},
+                          H3: {"user_id:erin", "user_id:gina"}}
     for hour in (H1, H2, H3):
         warehouse.load(batches[hour])
         dbt.run_hour(hour)
         assert sorted(r[0] for r in warehouse.query("select event_hour from intermediate.int_run_scope")) == (
             expected[hour]
         ), hour
+        assert {r[0] for r in warehouse.query(
+            "select identity_type || ':' || identity_value from intermediate.int_events_restamped_ids")} == (
+            expected_restamped[hour]), hour
         assert {r[0] for r in warehouse.query("select event_id from intermediate.int_run_scope_events")} == (
             expected_events[hour]), hour
         assert {r[0] for r in warehouse.query("select user_key from intermediate.int_run_scope_user_days")} == (
