@@ -9,6 +9,7 @@ import duckdb
 import orjson
 import pendulum
 import pytest
+from airflow_services import warehouse_checksums
 
 from event_pipeline.storage import dump_key
 
@@ -113,22 +114,6 @@ def run_hour(dag, hour):
     return run
 
 
-def table_checksums(path) -> dict[str, tuple]:
-    """Row count and an order-independent hash of every table's full content."""
-    con = duckdb.connect(str(path), read_only=True)
-    tables = con.execute(
-        "select table_schema, table_name from information_schema.tables "
-        "where table_schema in ('landing', 'marts', 'segments', 'intermediate') and table_type = 'BASE TABLE' "
-        "and not (table_schema = 'segments' and table_name = 'definitions') order by all"
-    ).fetchall()
-    sums = {}
-    for schema, table in tables:
-        sums[f"{schema}.{table}"] = con.execute(
-            f'select count(*), coalesce(sum(hash(t::varchar)), 0) from "{schema}"."{table}" t').fetchall()[0]
-    con.close()
-    return sums
-
-
 def test_scheduled_run_for_0500_covers_hour_05(hourly_dag):
     from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import DataInterval, TimeRestriction
@@ -187,10 +172,10 @@ def test_two_hours_through_airflow_then_a_rerun_changes_nothing(s3, events_home,
     assert snapshot.execute("select count(*) from landing.quarantine").fetchall() == [(5,)]
     snapshot.close()
 
-    before = table_checksums(work)
+    before = warehouse_checksums(work)
     run_hour(hourly_dag, H5)
     run_hour(hourly_dag, H6)
-    assert table_checksums(work) == before
+    assert warehouse_checksums(work) == before
 
 
 READER = r"""
