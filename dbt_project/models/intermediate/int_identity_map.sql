@@ -64,7 +64,7 @@ previous_map as (
 
 {% if recompute_affected_only -%}
 
--- not materialized: read three times, each for a few ids; DuckDB would copy every link first
+-- not materialized: read four times, each for the links of a few ids; DuckDB would copy every link first
 links as not materialized (
 
     select * from {{ ref('int_identity_links') }}
