@@ -3,8 +3,15 @@
     no longer have any rows (a rerun hour that lost records, an event whose kept copy moved).
 
     The model names its scope with config `scope_predicate`: the name of a macro that returns a
-    SQL predicate over the target's columns. The model's query must produce exactly the rows
-    that satisfy that predicate, each row once (every such model has a unique key).
+    SQL predicate over the target's columns, or a list of predicates (a row is in scope when any
+    holds). The model's query must produce exactly the rows in scope, each row once (every such
+    model has a unique key). A list is read as one scan per predicate, unioned: DuckDB pushes no
+    part of an OR into the scan, so `a or b` read every row of the table (0.9 s for the events
+    mart after 30 days of 10k-event hours), where `a` alone skips the row groups of other hours.
+    The scope's rows are found first by their rowids, reading only the predicates' columns, and
+    then hashed, reading only those rows (a filter on rowid skips the rest of the table): hashing
+    in the same scan read every column of every row a predicate had to look at (1.56 s -> 0.64 s
+    for the sessions mart's three predicates).
 
     In an hourly run most rows of a rewritten partition come back unchanged, so only the
     difference is written: the scope's rows whose hash (over every column) is not among the new
@@ -26,6 +33,8 @@
     {%- if scope_macro is none -%}
         {{ exceptions.raise_compiler_error('no macro named ' ~ scope_macro_name) }}
     {%- endif -%}
+    {%- set scope = scope_macro() -%}
+    {%- set scope_alternatives = [scope] if scope is string else scope -%}
     {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute='name')) -%}
     {%- set row_hash = 'hash(' ~ dest_cols_csv ~ ')' -%}
     {%- set change_log_key = config.get('change_log_key') -%}
@@ -36,13 +45,23 @@
     {%- endif %}
 
     delete from {{ target }}
-    where {{ scope_macro() }};
+    where {{ scope_alternatives | join(' or ') }};
 
     insert into {{ target }} ({{ dest_cols_csv }})
     select {{ dest_cols_csv }}
     from {{ source }}
     {%- else -%}
-    {#- the scope is evaluated once: its rows' ids and hashes -#}
+    {#- the scope is evaluated once: its rows' ids (union: a row two predicates select is one row),
+        then their hashes -#}
+    create or replace temp table replace_scope_previous_rowids as
+    {%- for predicate in scope_alternatives %}
+    {%- if not loop.first %}
+    union
+    {%- endif %}
+    select rowid as previous_rowid from {{ target }}
+    where {{ predicate }}
+    {%- endfor %};
+
     create or replace temp table replace_scope_previous as
     select
         rowid as previous_rowid,
@@ -51,7 +70,7 @@
         {{ change_log_key_hash(change_log_key) }} as key_hash
         {%- endif %}
     from {{ target }}
-    where {{ scope_macro() }};
+    where rowid in (select replace_scope_previous_rowids.previous_rowid from replace_scope_previous_rowids);
 
     create or replace temp table replace_scope_current as
     select
@@ -85,6 +104,7 @@
     from {{ source }}
     where {{ row_hash }} not in (select replace_scope_previous.row_hash from replace_scope_previous);
 
+    drop table replace_scope_previous_rowids;
     drop table replace_scope_previous;
     drop table replace_scope_current
     {%- endif %}

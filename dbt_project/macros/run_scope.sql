@@ -45,6 +45,19 @@
     {{- return(is_full_scope() or (incremental_model and not is_incremental())) -}}
 {%- endmacro %}
 
+{#- `order by column` when the model is built whole, else nothing: a model's closing clause. An
+    hourly run finds its rows by a column the scope predicates filter on (event_hour, batch_hour,
+    activity_date), and DuckDB skips every row group whose min/max of that column lies outside the
+    run's values. Hourly runs append rows in about that order anyway; a whole build wrote them in
+    whatever order its joins produced, so every row group held every hour and each hourly run
+    scanned the whole table (0.97 s -> 0.04 s for int_event_deliveries_classified's scope after 30
+    days of 10k-event hours built whole). -#}
+{% macro cluster_whole_build_by(column) -%}
+    {%- if builds_whole_model() -%}
+        order by {{ column }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The run's dump hour as a SQL timestamp literal (truncated to the hour; NULL in full scope
     without a batch hour). Accepts "YYYY-MM-DD HH:MM:SS" and ISO "YYYY-MM-DDTHH:MM:SS[+00:00]". -#}
 {% macro batch_hour_sql() -%}
@@ -114,24 +127,27 @@
     {{ return(event_hour_in_scope('event_hour')) }}
 {%- endmacro %}
 
+{#- the run's events, and the rows of every restamped id (two predicates: see replace_scope) -#}
 {% macro scope_events() -%}
     {%- if is_full_scope() -%}
-        true
-    {%- else -%}
-        (
-            {{ run_scope_events_predicate() }}
-            {%- if is_incremental() %}
-            or (identity_type, identity_value) in ({{ events_restamped_ids() }})
-            {%- endif %}
-        )
+        {{ return('true') }}
     {%- endif -%}
+    {%- set alternatives = [run_scope_events_predicate()] -%}
+    {%- if is_incremental() -%}
+        {%- do alternatives.append(restamped_events_predicate()) -%}
+    {%- endif -%}
+    {{ return(alternatives) }}
 {%- endmacro %}
 
-{#- Ids (identity_type, identity_value) whose rows in the events mart carry a user_key the identity
-    map no longer gives them (int_events_restamped_ids). A model calling it declares
-    `-- depends_on: {{ ref('int_events_restamped_ids') }}`. -#}
-{% macro events_restamped_ids() -%}
-    select identity_type, identity_value from {{ ref('int_events_restamped_ids') }}
+{#- Predicate on a relation's event_hour and event_id columns: true for the events mart's rows
+    whose user_key the identity map no longer gives (int_events_restamped), found as the run's
+    events are (run_scope_events_predicate). A model calling it declares
+    `-- depends_on: {{ ref('int_events_restamped') }}`. -#}
+{% macro restamped_events_predicate(hour_column='event_hour', id_column='event_id') -%}
+    (
+        {{ hour_column }} in (select event_hour from {{ ref('int_events_restamped') }})
+        and {{ id_column }} in (select event_id from {{ ref('int_events_restamped') }})
+    )
 {%- endmacro %}
 
 {#- Sessions: for every person with a changed event (int_run_scope_user_days), the run rebuilds the
@@ -148,28 +164,32 @@
     group by user_key
 {%- endmacro %}
 
+{#- three predicates, any of which puts a session in scope (see replace_scope) -#}
 {% macro scope_sessions() -%}
     {%- if is_full_scope() -%}
-        true
-    {%- else -%}
-        (
-            session_id in (
-                select previous_sessions.session_id
-                from {{ this }} as previous_sessions
-                inner join ({{ sessions_rebuild_cutoffs() }}) as rebuild_cutoffs
-                    on previous_sessions.user_key = rebuild_cutoffs.user_key
-                where previous_sessions.ended_at >= rebuild_cutoffs.rebuild_cutoff
-            )
-            or user_key in ({{ changed_user_keys() }})
-            {%- if is_incremental() %}
-            or user_key not in (
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set rebuilt_sessions -%}
+        session_id in (
+            select previous_sessions.session_id
+            from {{ this }} as previous_sessions
+            inner join ({{ sessions_rebuild_cutoffs() }}) as rebuild_cutoffs
+                on previous_sessions.user_key = rebuild_cutoffs.user_key
+            where previous_sessions.ended_at >= rebuild_cutoffs.rebuild_cutoff
+        )
+    {%- endset -%}
+    {%- set alternatives = [rebuilt_sessions, 'user_key in (' ~ changed_user_keys() ~ ')'] -%}
+    {%- if is_incremental() -%}
+        {%- set unknown_people -%}
+            user_key not in (
                 select identity_map.user_key
                 from {{ ref('int_identity_map') }} as identity_map
                 where identity_map.user_key is not null
             )
-            {%- endif %}
-        )
+        {%- endset -%}
+        {%- do alternatives.append(unknown_people) -%}
     {%- endif -%}
+    {{ return(alternatives) }}
 {%- endmacro %}
 
 {#- daily_user_activity rewrites the dates with a changed event of every person who has one

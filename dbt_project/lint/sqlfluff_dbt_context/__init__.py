@@ -39,6 +39,14 @@ def builds_whole_model():
     return False
 
 
+def rows_where_in(relation, column, values_sql):
+    return f"select * from {relation} where {column} in ({values_sql})"
+
+
+def cluster_whole_build_by(column):
+    return ""  # an hourly run's rendering (builds_whole_model() is False here)
+
+
 def batch_hour_sql():
     return "date_trunc('hour', cast('2026-11-20 05:00:00' as timestamp))"
 
@@ -56,8 +64,9 @@ def affected_event_hours():
     return _SCOPE
 
 
-def events_restamped_ids():
-    return "select identity_type, identity_value from intermediate.int_events_restamped_ids"
+def restamped_events_predicate(hour_column="event_hour", id_column="event_id"):
+    return (f"({hour_column} in (select event_hour from intermediate.int_events_restamped)"
+            f" and {id_column} in (select event_id from intermediate.int_events_restamped))")
 
 
 def sessions_rebuild_cutoffs():

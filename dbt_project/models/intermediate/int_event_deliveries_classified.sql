@@ -34,6 +34,16 @@ deliveries as not materialized (
 
 ),
 
+{% if builds_whole_model() -%}
+
+related_deliveries as (
+
+    select * from deliveries
+
+),
+
+{%- else -%}
+
 scoped_deliveries as (
 
     select * from deliveries
@@ -64,12 +74,18 @@ related_event_ids as (
 
 ),
 
+-- by rowid: the ids are spread over all history (2.2 s -> 0.8 s for this step after 30 days of
+-- 10k-event hours; see macros/rows_where_in.sql)
 related_deliveries as (
 
-    select * from deliveries
-    where event_id in (select related_event_ids.event_id from related_event_ids)
+    {{ rows_where_in(
+        ref('int_events_unioned'), 'event_id',
+        'select related_event_ids.event_id from related_event_ids'
+    ) }}
 
 ),
+
+{%- endif %}
 
 ranked_copies as (
 
@@ -219,3 +235,4 @@ final as (
 )
 
 select * from final
+{{ cluster_whole_build_by('event_hour') }}

@@ -45,3 +45,4 @@ final as (
 )
 
 select * from final
+{{ cluster_whole_build_by('event_hour') }}

@@ -97,3 +97,4 @@ final as (
 )
 
 select * from final
+{{ cluster_whole_build_by('batch_hour') }}

@@ -47,3 +47,4 @@ final as (
 )
 
 select * from final
+{{ cluster_whole_build_by('activity_date') }}
