@@ -58,7 +58,9 @@ def privacy_requests():
     def publish_snapshot(built: dict) -> dict:
         from event_pipeline.pipeline import publish
 
-        return publish(None)
+        # full: a new file, and no spare (the older snapshot an hourly publish keeps to write in place),
+        # so no snapshot still holding the forgotten person stays on disk once its readers close it
+        return publish(None, full=True)
 
     publish_snapshot(rebuild_models(forget_people(collect_requests())))
 

@@ -9,6 +9,7 @@ import pytest
 from test_hourly_dag import H5, H6, HOUR_05, HOUR_06, upload
 
 from event_pipeline import pipeline
+from event_pipeline.snapshot import spare_path
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +60,9 @@ def test_forget_a_person_through_the_dag_and_keep_them_out(s3, events_home, airf
     for hour in (H5, H6):
         pipeline.run_hour(hour)
     work = events_home / "warehouse" / "work.duckdb"
+    analytics = events_home / "warehouse" / "analytics.duckdb"
     assert stats(work) == ([(H5, 21, 5, 2, 0, 14), (H6, 5, 0, 2, 0, 3)], 7)
+    assert mentions(spare_path(analytics), U1_IDS)  # the snapshot before the last, kept for the next publish
     assert mentions(work, U1_IDS)  # the person is there before the request
 
     # one request as a file in object storage, one as the run's parameter (any of the person's ids)
@@ -71,10 +74,10 @@ def test_forget_a_person_through_the_dag_and_keep_them_out(s3, events_home, airf
     # u1: 2 hackle events + their retry copy, identify, alias, 2 orbee events in hour 05; the re-delivered
     # purchase in hour 06. u3: add_to_cart in hour 05, purchase in hour 06.
     expected = ([(H5, 21, 5, 1, 8, 7), (H6, 5, 0, 1, 2, 2)], 5)
-    analytics = events_home / "warehouse" / "analytics.duckdb"
     for path in (work, analytics):
         assert mentions(path, [*U1_IDS, "u3"]) == {}
         assert stats(path) == expected
+    assert not spare_path(analytics).exists()  # no older snapshot with the person is left behind
     con = duckdb.connect(str(work), read_only=True)
     assert con.execute("select id_value from privacy.suppressed_ids order by 1").fetchall() == [
         (i,) for i in sorted([*U1_IDS, "u3"])]

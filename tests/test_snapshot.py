@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
 
 import duckdb
@@ -73,7 +75,7 @@ def test_incremental_publish_rewrites_only_what_changed_and_equals_the_warehouse
     work.execute("alter table segments.memberships add column since date")
 
     second = publish_snapshot(work, target, published_tables(work), H6)
-    assert second["mode"] == "incremental"
+    assert (second["mode"], second["base"]) == ("incremental", "copy")  # no spare after a full publish
     assert second["actions"] == {
         "segments.retired": "dropped",
         "landing.quarantine": "copied 4 rows",
@@ -96,10 +98,23 @@ def test_incremental_publish_rewrites_only_what_changed_and_equals_the_warehouse
     assert contents(reader, "analytics") == before
     reader.close()
 
-    # nothing changed: nothing is rewritten, the log was emptied by the publish that applied it
+    # the log the second publish applied is kept as the previous generation; the current one is empty
     assert work.execute("select count(*) from audit.mart_changes").fetchall() == [(0,)]
+    assert work.execute("select count(*) from audit.mart_changes_previous").fetchall() == [(6,)]
+    # the reader closed: the third publish writes the first snapshot (the spare) in place, brought up to date
+    # with both generations of the log, so it rewrites what the second publish did
     third = publish_snapshot(work, target, published_tables(work), H6)
-    assert third["actions"] == {
+    assert (third["base"], third["actions"]) == ("spare", second["actions"])
+    work.execute(f"attach '{target}' as published (read_only)")
+    try:
+        assert contents(work, "published") == contents(work, "work")
+    finally:
+        work.execute("detach published")
+
+    # nothing changed since the second publish: its file (now the spare) is up to date, nothing is rewritten
+    fourth = publish_snapshot(work, target, published_tables(work), H6)
+    assert fourth["base"] == "spare"
+    assert fourth["actions"] == {
         "landing.object_counts": "unchanged", "landing.quarantine": "unchanged", "segments.added": "unchanged",
         "segments.memberships": "unchanged", "marts.events": "unchanged (change log)",
         "marts.daily_user_activity": "unchanged (change log)"}
@@ -113,7 +128,8 @@ def test_the_change_log_is_used_only_when_it_covers_the_snapshot(work, tmp_path,
     work.execute("insert into audit.mart_changes values ('marts.events', hash('e1'))")  # e2 is not logged
     if case == "whole_table_logged":  # a full refresh or a privacy deletion
         work.execute("insert into audit.mart_changes values ('marts.events', null)")
-    elif case == "snapshot_replaced":  # e.g. restored from a backup: not the file the last publish wrote
+    elif case == "snapshot_replaced":  # e.g. restored from a backup: neither file the last two publishes wrote
+        publish_snapshot(work, tmp_path / "other.duckdb", published_tables(work), H5)
         publish_snapshot(work, tmp_path / "other.duckdb", published_tables(work), H5)
         work.execute("insert into audit.mart_changes values ('marts.events', hash('e1'))")
     else:
@@ -188,3 +204,81 @@ def test_segments_tables_are_published_by_the_partitions_that_changed(work, tmp_
                             ).fetchall() == [(4,)]
     finally:
         work.execute("detach published")
+
+
+class ReaderProcess:
+    """An analyst's process with the snapshot open read-only (a lock on another process's file is what the
+    publish checks), answering queries sent on its stdin."""
+
+    def __init__(self, path):
+        code = ("import duckdb, sys\n"
+                f"con = duckdb.connect({str(path)!r}, read_only=True)\n"
+                "print('open', flush=True)\n"
+                "for line in sys.stdin:\n"
+                "    print(con.execute(line).fetchall(), flush=True)\n")
+        self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout.readline() == "open\n"
+
+    def query(self, sql: str) -> str:
+        self.process.stdin.write(sql + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        assert self.process.wait(timeout=30) == 0
+
+
+class InProcessReader:
+    """The same, in the publishing process (a notebook that also publishes)."""
+
+    def __init__(self, path):
+        self.con = duckdb.connect(str(path), read_only=True)
+
+    def query(self, sql: str) -> str:
+        return str(self.con.execute(sql).fetchall())
+
+    def close(self) -> None:
+        self.con.close()
+
+
+@pytest.mark.parametrize("reader_in", ["another process", "this process"])
+def test_a_publish_copies_the_current_snapshot_while_a_reader_holds_the_spare(work, tmp_path, reader_in):
+    """The spare (the snapshot before the current one) is written in place only when no reader has it open:
+    another process's reader holds a lock on it; one in the publishing process is found by its open file."""
+    from event_pipeline.snapshot import spare_path
+
+    target = tmp_path / "analytics.duckdb"
+    publish_snapshot(work, target, published_tables(work), H5)
+    reader = (ReaderProcess if reader_in == "another process" else InProcessReader)(target)  # the first snapshot
+    work.execute("insert into marts.events values ('e1000', 'u1', timestamp '2026-11-20 06:00', '{}', [])")
+    work.execute("insert into audit.mart_changes values ('marts.events', hash('e1000'))")
+    assert publish_snapshot(work, target, published_tables(work), H6)["base"] == "copy"
+    assert spare_path(target).exists()  # the first snapshot, which the reader still reads
+
+    work.execute("insert into marts.events values ('e1001', 'u2', timestamp '2026-11-20 06:00', '{}', [])")
+    work.execute("insert into audit.mart_changes values ('marts.events', hash('e1001'))")
+    third = publish_snapshot(work, target, published_tables(work), H6)
+    assert (third["base"], third["actions"]["marts.events"]) == ("copy", "1 keys replaced (change log)")
+    assert reader.query("select count(*) from marts.events") == "[(1000,)]"  # its own file, whole
+    reader.close()
+
+    work.execute("delete from marts.events where event_id = 'e0'")
+    work.execute("insert into audit.mart_changes values ('marts.events', hash('e0'))")
+    # the spare is now the second snapshot (e1000, not e1001): both generations of the log bring it up to date
+    fourth = publish_snapshot(work, target, published_tables(work), H6)
+    assert (fourth["base"], fourth["actions"]["marts.events"]) == ("spare", "2 keys replaced (change log)")
+    work.execute(f"attach '{target}' as published (read_only)")
+    try:
+        assert contents(work, "published") == contents(work, "work")
+    finally:
+        work.execute("detach published")
+
+    # a spare the log does not cover (here: the warehouse lost its record of the publishes) is not used
+    work.execute("drop table audit.published_snapshot")
+    fifth = publish_snapshot(work, target, published_tables(work), H6)
+    assert (fifth["base"], fifth["actions"]["marts.events"]) == ("copy", "unchanged")
+    # a full publish (the daily compaction) drops the spare: the next publish starts from a copy of it
+    assert publish_snapshot(work, target, published_tables(work), H6, full=True)["base"] == "new file"
+    assert not spare_path(target).exists()
