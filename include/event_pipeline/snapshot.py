@@ -50,8 +50,9 @@ import duckdb
 
 log = logging.getLogger(__name__)
 
-# The unique key of each big published table (each is tested unique in dbt). A key whose hash collides
-# with another's only makes both rows be rewritten; it never hides a change.
+# The unique key of each big published table (the marts' are tested unique in dbt). A key whose hash collides
+# with another's only makes both rows be rewritten; it never hides a change. A table without all of its
+# key's columns is compared by fingerprint instead.
 ROW_KEYS: dict[str, tuple[str, ...]] = {
     "marts.events": ("event_id",),
     "marts.annotations": ("event_id",),
@@ -60,6 +61,10 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
     "marts.users": ("user_key",),
     "marts.identities": ("id_type", "id_value"),
     "marts.identity_merges": ("id_a_type", "id_a_value", "id_b_type", "id_b_value"),
+    # not unique (a person's rows in a segment): the rows of a key are replaced together, which is as exact,
+    # and the tables are diffed instead of copied whole every hour (0.5 s for 190k rows each after 30 days)
+    "segments.memberships": ("user_key", "segment_key"),
+    "segments.membership_history": ("user_key", "segment_key"),
 }
 
 # Tables that grow by a partition per evaluated hour (segments, event_pipeline.segments.store) and are
@@ -132,7 +137,11 @@ def _replace_keys(con: duckdb.DuckDBPyConnection, schema: str, table: str, key: 
     changed = _count(con, "publish_changed_keys")
     if changed:
         con.execute(f"delete from {snap} where {key_hash} in (select k from publish_changed_keys)")
-        con.execute(f"insert into {snap} select * from {work} where {key_hash} in (select k from publish_changed_keys)")
+        # the warehouse's rows found by rowid first, hashing the key columns alone, then read whole by rowid
+        # (a filter on rowid skips the other row groups): filtering on the hash in one scan read every column
+        # of every row (0.5-0.7 s -> 0.14 s for an hour's 8,876 events after 30 days of 10k-event hours)
+        con.execute(f"insert into {snap} select * from {work} where rowid in "
+                    f"(select rowid from {work} where {key_hash} in (select k from publish_changed_keys))")
     con.execute("drop table publish_changed_keys")
     if _count(con, snap) != _count(con, work):
         return None
@@ -352,6 +361,8 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, tables: list[
                         actions[name] = f"{changed} partitions replaced" if changed else "unchanged"
                     continue
                 key = ROW_KEYS.get(name)
+                if key is not None and not set(key) <= {column for column, _ in current[(schema, table)]}:
+                    key = None
                 if key is None:
                     if _fingerprint(con, _quoted(schema, table)) == _fingerprint(con, _quoted(schema, table, SNAPSHOT)):
                         actions[name] = "unchanged"
