@@ -680,7 +680,7 @@ def test_run_scope_of_each_hour(warehouse, dbt):
             expected[hour]
         ), hour
         assert {r[0] for r in warehouse.query(
-            "select identity_type || ':' || identity_value from intermediate.int_events_restamped_ids")} == (
+            "select distinct identity_type || ':' || identity_value from intermediate.int_events_restamped")} == (
             expected_restamped[hour]), hour
         assert {r[0] for r in warehouse.query("select event_id from intermediate.int_run_scope_events")} == (
             expected_events[hour]), hour

@@ -134,18 +134,20 @@
     {%- endif -%}
     {%- set alternatives = [run_scope_events_predicate()] -%}
     {%- if is_incremental() -%}
-        {%- do alternatives.append(
-            '(identity_type, identity_value) in (' ~ events_restamped_ids() ~ ')'
-        ) -%}
+        {%- do alternatives.append(restamped_events_predicate()) -%}
     {%- endif -%}
     {{ return(alternatives) }}
 {%- endmacro %}
 
-{#- Ids (identity_type, identity_value) whose rows in the events mart carry a user_key the identity
-    map no longer gives them (int_events_restamped_ids). A model calling it declares
-    `-- depends_on: {{ ref('int_events_restamped_ids') }}`. -#}
-{% macro events_restamped_ids() -%}
-    select identity_type, identity_value from {{ ref('int_events_restamped_ids') }}
+{#- Predicate on a relation's event_hour and event_id columns: true for the events mart's rows
+    whose user_key the identity map no longer gives (int_events_restamped), found as the run's
+    events are (run_scope_events_predicate). A model calling it declares
+    `-- depends_on: {{ ref('int_events_restamped') }}`. -#}
+{% macro restamped_events_predicate(hour_column='event_hour', id_column='event_id') -%}
+    (
+        {{ hour_column }} in (select event_hour from {{ ref('int_events_restamped') }})
+        and {{ id_column }} in (select event_id from {{ ref('int_events_restamped') }})
+    )
 {%- endmacro %}
 
 {#- Sessions: for every person with a changed event (int_run_scope_user_days), the run rebuilds the

@@ -64,8 +64,9 @@ def affected_event_hours():
     return _SCOPE
 
 
-def events_restamped_ids():
-    return "select identity_type, identity_value from intermediate.int_events_restamped_ids"
+def restamped_events_predicate(hour_column="event_hour", id_column="event_id"):
+    return (f"({hour_column} in (select event_hour from intermediate.int_events_restamped)"
+            f" and {id_column} in (select event_id from intermediate.int_events_restamped))")
 
 
 def sessions_rebuild_cutoffs():

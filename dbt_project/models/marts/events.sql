@@ -8,7 +8,7 @@
 -- depends_on: {{ ref('int_run_scope_events') }}
 -- built before this model, as it reads the rows this model replaces
 -- depends_on: {{ ref('int_run_scope_user_days') }}
--- depends_on: {{ ref('int_events_restamped_ids') }}
+-- depends_on: {{ ref('int_events_restamped') }}
 
 -- change_log_key: the keys a run rewrites go to audit.mart_changes for the snapshot publish
 -- (macros/mart_change_log.sql)
@@ -52,30 +52,18 @@ scoped_events as (
 
 {%- else -%}
 
-{%- if is_incremental() %}
-
-restamped_ids as (
-
-    {{ events_restamped_ids() }}
-
-),
-
-{%- endif %}
-
--- the run's events, plus the re-mapped ids' other rows: a union, not an OR, so that the first part
--- reads only the affected hours' row groups
+-- the run's events, plus the rows whose id the identity map re-mapped: a union, not an OR, so that
+-- each part reads only its hours' row groups
 scoped_events as (
 
     select * from deduped_events
     where {{ run_scope_events_predicate() }}
     {%- if is_incremental() %}
     union all
-    select deduped_events.* from deduped_events
-    inner join restamped_ids
-        on
-            deduped_events.identity_type = restamped_ids.identity_type
-            and deduped_events.identity_value = restamped_ids.identity_value
-    where not {{ run_scope_events_predicate('deduped_events.event_hour', 'deduped_events.event_id') }}
+    select * from deduped_events
+    where
+        {{ restamped_events_predicate() }}
+        and not {{ run_scope_events_predicate() }}
     {%- endif %}
 
 ),

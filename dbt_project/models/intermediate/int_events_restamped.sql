@@ -1,11 +1,14 @@
-{#- The ids whose rows in the events mart carry a user_key the identity map no longer gives them
+{#- The rows of the events mart that carry a user_key the identity map no longer gives their id
     (identity merges and splits, and any row left stale by a run that failed between the map and
-    the mart: the comparison heals it). The events mart rewrites those ids' rows wherever they are,
+    the mart: the comparison heals it). The events mart rewrites these rows wherever they are,
     instead of their whole event hours: a merge of a busy person touches a few rows in hundreds of
     hours. Compared once per run, here, and read by both the events model and its scope predicate
     (it was compared in each: two joins of every event with the map, 1.2 s each after 30 days of
-    10k-event hours). Reads the events mart as it stands before this run (never through ref: events
-    is built after this model). Empty in full scope, or when there is no events mart yet. -#}
+    10k-event hours). A row per event with its event hour, so that both find the rows by hour and
+    id and skip the row groups of other hours (by id pair, each read every row of the events:
+    0.96 s for the scope after 30 days). Reads the events mart as it stands before this run (never
+    through ref: events is built after this model). Empty in full scope, or when there is no
+    events mart yet. -#}
 
 -- hourly runs only
 -- depends_on: {{ ref('int_identity_map') }}
@@ -21,6 +24,8 @@ with
 final as (
 
     select
+        cast(null as varchar) as event_id,
+        cast(null as timestamp) as event_hour,
         cast(null as varchar) as identity_type,
         cast(null as varchar) as identity_value
     where false
@@ -37,7 +42,9 @@ identity_map as (
 
 final as (
 
-    select distinct
+    select
+        previous_events.event_id,
+        previous_events.event_hour,
         previous_events.identity_type,
         previous_events.identity_value
     from {{ previous_events }} as previous_events
