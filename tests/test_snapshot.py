@@ -43,6 +43,14 @@ def work(tmp_path):
     con.close()
 
 
+def assert_snapshot_equals_warehouse(work, target) -> None:
+    work.execute(f"attach '{target}' as published (read_only)")
+    try:
+        assert contents(work, "published") == contents(work, "work")
+    finally:
+        work.execute("detach published")
+
+
 def published_tables(con) -> list[tuple[str, str]]:
     return [tuple(row) for row in con.execute(
         "select table_schema, table_name from information_schema.tables where table_catalog = current_database() "
@@ -105,11 +113,7 @@ def test_incremental_publish_rewrites_only_what_changed_and_equals_the_warehouse
     # with both generations of the log, so it rewrites what the second publish did
     third = publish_snapshot(work, target, published_tables(work), H6)
     assert (third["base"], third["actions"]) == ("spare", second["actions"])
-    work.execute(f"attach '{target}' as published (read_only)")
-    try:
-        assert contents(work, "published") == contents(work, "work")
-    finally:
-        work.execute("detach published")
+    assert_snapshot_equals_warehouse(work, target)
 
     # nothing changed since the second publish: its file (now the spare) is up to date, nothing is rewritten
     fourth = publish_snapshot(work, target, published_tables(work), H6)
@@ -140,11 +144,7 @@ def test_the_change_log_is_used_only_when_it_covers_the_snapshot(work, tmp_path,
     # counts then differing by the unlogged e5000) by copying the table whole
     assert published["actions"]["marts.events"] == ("copied 1001 rows" if case == "rows_added_without_a_log_entry"
                                                      else "2 keys replaced")
-    work.execute(f"attach '{target}' as published (read_only)")
-    try:
-        assert contents(work, "published") == contents(work, "work")
-    finally:
-        work.execute("detach published")
+    assert_snapshot_equals_warehouse(work, target)
 
 
 def test_a_failed_publish_leaves_the_previous_snapshot_and_no_temp_file(work, tmp_path, monkeypatch):
@@ -188,11 +188,7 @@ def test_segments_tables_are_published_by_the_partitions_that_changed(work, tmp_
                                  "marts.daily_user_activity": "unchanged (change log)",
                                  "landing.quarantine": "unchanged", "landing.object_counts": "unchanged",
                                  "segments.memberships": "unchanged", "segments.retired": "unchanged"}
-    work.execute(f"attach '{target}' as published (read_only)")
-    try:
-        assert contents(work, "published") == contents(work, "work")
-    finally:
-        work.execute("detach published")
+    assert_snapshot_equals_warehouse(work, target)
 
     work.execute("delete from segments.membership_snapshots where as_of = timestamp '2026-11-20 09:00'")
     third = publish_snapshot(work, target, published_tables(work), H6)
@@ -269,11 +265,7 @@ def test_a_publish_copies_the_current_snapshot_while_a_reader_holds_the_spare(wo
     # the spare is now the second snapshot (e1000, not e1001): both generations of the log bring it up to date
     fourth = publish_snapshot(work, target, published_tables(work), H6)
     assert (fourth["base"], fourth["actions"]["marts.events"]) == ("spare", "2 keys replaced (change log)")
-    work.execute(f"attach '{target}' as published (read_only)")
-    try:
-        assert contents(work, "published") == contents(work, "work")
-    finally:
-        work.execute("detach published")
+    assert_snapshot_equals_warehouse(work, target)
 
     # a spare the log does not cover (here: the warehouse lost its record of the publishes) is not used
     work.execute("drop table audit.published_snapshot")
