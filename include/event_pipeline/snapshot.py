@@ -199,13 +199,13 @@ def _publish_state(con: duckdb.DuckDBPyConnection, work_catalog: str) -> dict | 
     return dict(zip([column[0] for column in cursor.description], rows[0], strict=True))
 
 
-def _change_log(con: duckdb.DuckDBPyConnection, work_catalog: str, snapshot_publish_id: str | None
-                ) -> dict[str, str] | None:
+def _change_log(con: duckdb.DuckDBPyConnection, work_catalog: str, state: dict | None,
+                snapshot_publish_id: str | None) -> dict[str, str] | None:
     """How each change-logged table can be published from the log: 'keys' (the log lists every changed
     key), 'whole' (the log says the whole table changed). None when the log cannot be trusted for any table
     (no log yet, or the starting file is neither of the files the last two publishes wrote). Creates the
-    temp view APPLICABLE_LOG over the generations of the log that bring the starting file up to date."""
-    state = _publish_state(con, work_catalog)
+    temp view APPLICABLE_LOG over the generations of the log that bring the starting file up to date.
+    `state` is the warehouse's record of the last publishes (_publish_state)."""
     if snapshot_publish_id is None or state is None:
         return None
     if snapshot_publish_id == state["publish_id"]:
@@ -267,8 +267,8 @@ def _link_for_spare(target: Path, tmp: Path) -> Path | None:
     return kept
 
 
-def _open_starting_file(con: duckdb.DuckDBPyConnection, work_catalog: str, target: Path, tmp: Path,
-                        incremental: bool) -> tuple[str, dict[str, str] | None]:
+def _open_starting_file(con: duckdb.DuckDBPyConnection, work_catalog: str, state: dict | None, target: Path,
+                        tmp: Path, incremental: bool) -> tuple[str, dict[str, str] | None]:
     """Attach the file this publish writes (at `tmp`) as SNAPSHOT: the spare written in place, else a copy of
     the current snapshot, else (a full publish) a new file. Returns which, and the change log's verdict for it."""
     if not incremental:
@@ -276,7 +276,7 @@ def _open_starting_file(con: duckdb.DuckDBPyConnection, work_catalog: str, targe
         con.execute(f"attach '{tmp}' as {SNAPSHOT}")
         return "new file", None
     if _start_from_spare(con, spare_path(target), tmp):
-        change_log = _change_log(con, work_catalog, _snapshot_publish_id(con))
+        change_log = _change_log(con, work_catalog, state, _snapshot_publish_id(con))
         if change_log is not None:
             return "spare", change_log
         # the log does not cover the spare: diffing the big marts by row hashes costs more than a copy
@@ -284,7 +284,7 @@ def _open_starting_file(con: duckdb.DuckDBPyConnection, work_catalog: str, targe
         tmp.unlink()
     shutil.copyfile(target, tmp)
     con.execute(f"attach '{tmp}' as {SNAPSHOT}")
-    return "copy", _change_log(con, work_catalog, _snapshot_publish_id(con))
+    return "copy", _change_log(con, work_catalog, state, _snapshot_publish_id(con))
 
 
 def _open_in_this_process(path: Path) -> bool:
@@ -335,7 +335,7 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, tables: list[
     publish_id = uuid.uuid4().hex
     previous = _publish_state(con, work_catalog)
     try:
-        base, change_log = _open_starting_file(con, work_catalog, target, tmp, incremental)
+        base, change_log = _open_starting_file(con, work_catalog, previous, target, tmp, incremental)
         try:
             current = _columns(con, work_catalog, tables)
             published = _columns(con, SNAPSHOT)
