@@ -316,8 +316,9 @@ def test_hourly_runs_give_exact_outcomes(warehouse, dbt):
     # (c) e9 keeps payload p1; the p2 copy from H2 is recorded
     assert warehouse.query("select payload_hash from marts.events where event_id = 'e9'") == [("p1",)]
     assert warehouse.query(
-        "select event_id, batch_hour, payload_hash, kept_payload_hash, copy_rank from marts.event_id_conflicts"
-    ) == [("e9", H2, "p2", "p1", 2)]
+        "select event_id, batch_hour, payload_hash, kept_payload_hash, copy_rank, raw_record::varchar "
+        "from marts.event_id_conflicts"
+    ) == [("e9", H2, "p2", "p1", 2, json.dumps({"id": "e9", "payload": "p2"}))]  # the copy's own JSON
     # (b) the dedupe decision of every SuprSend delivery
     statuses = dict(warehouse.query(
         "select event_id, dedupe_status from intermediate.int_event_deliveries_classified "
@@ -577,6 +578,27 @@ def test_hourly_data_tests_check_the_rewritten_hours_and_a_full_scope_test_check
         con.execute("insert into marts.events select * from marts.events where event_id = 'e11'")  # 07:00
     with pytest.raises(AssertionError, match="unique_events_event_id: fail"):
         dbt("test", "--select", "events", batch_hour=H3)
+
+
+def test_the_balance_test_fails_when_a_kept_event_is_missing_from_the_marts_or_there_twice(warehouse, dbt):
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1, H2, H3], batches)
+    balance = ("--select", "assert_every_kept_delivery_reaches_a_mart")
+    dbt("test", *balance, batch_hour=H3)
+    with duckdb.connect(str(warehouse.path)) as con:  # e11 (07:00) is one of H3's events
+        con.execute("create table kept_e11 as select * from marts.events where event_id = 'e11'")
+        con.execute("delete from marts.events where event_id = 'e11'")
+    with pytest.raises(AssertionError, match="assert_every_kept_delivery_reaches_a_mart: fail: Got 1 result"):
+        dbt("test", *balance, batch_hour=H3)
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("insert into marts.events select * from kept_e11 union all select * from kept_e11")
+    with pytest.raises(AssertionError, match="assert_every_kept_delivery_reaches_a_mart: fail: Got 1 result"):
+        dbt("test", *balance, batch_hour=H3)
+    # the failing row names the event and both counts (the test's SQL as this hourly run compiled it)
+    target = Path(dbt.base[dbt.base.index("--target-path") + 1])
+    compiled = (target / "compiled/event_pipeline/tests/assert_every_kept_delivery_reaches_a_mart.sql").read_text()
+    assert warehouse.query(f"select event_id, kept_deliveries, mart_rows, problem from ({compiled})") == [
+        ("e11", 1, 2, "in a mart but not kept")]
 
 
 def published_differences(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -35,9 +35,7 @@ kept_deliveries as (
 
 final as (
 
-    -- raw_record (the whole delivered JSON) stays in int_events_unioned: no model downstream reads it
-    -- here, and copying it again cost about a third of this model's time and of its size on disk
-    select deliveries.* exclude (deliveries.raw_record)
+    select deliveries.*
     from deliveries
     inner join kept_deliveries
         on deliveries.delivery_key = kept_deliveries.delivery_key

@@ -3,7 +3,9 @@
     A table, partitioned by dump hour: an hourly run replaces the rows of its own dump hour, the only
     landing rows a load of that hour can change (a privacy request or a historical import rebuilds
     it all). Every later model reads deliveries by event hour, event_id or idempotency group; from
-    a view over landing, each of those reads recomputed the keys of every delivery ever loaded. -#}
+    a view over landing, each of those reads recomputed the keys of every delivery ever loaded.
+    The delivered JSON (raw_record) is not copied here: int_raw_records_unioned reads it from
+    landing for the few rows that show it. -#}
 
 {{
     config(
@@ -71,7 +73,7 @@ final as (
             coalesce(cast(line_number as varchar), ''),
             coalesce(cast(record_index as varchar), '')
         )) as delivery_key,
-        *,
+        * exclude (raw_record),
         date_trunc('hour', event_time) as event_hour,
         -- SuprSend idempotency is per brand: one group per (brand_id, idempotency_key)
         case

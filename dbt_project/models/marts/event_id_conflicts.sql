@@ -25,10 +25,11 @@ classified_deliveries as (
 
 ),
 
-deliveries as (
+-- the delivered JSON of those copies only: the view reads landing, so its dump hours come first
+raw_records as (
 
-    select * from {{ ref('int_events_unioned') }}
-    where {{ event_hour_in_scope('event_hour') }}
+    select * from {{ ref('int_raw_records_unioned') }}
+    where batch_hour in (select classified_deliveries.batch_hour from classified_deliveries)
 
 ),
 
@@ -50,10 +51,14 @@ final as (
         classified_deliveries.payload_hash,
         classified_deliveries.kept_delivery_key,
         classified_deliveries.kept_payload_hash,
-        deliveries.raw_record
+        raw_records.raw_record
     from classified_deliveries
-    inner join deliveries
-        on classified_deliveries.delivery_key = deliveries.delivery_key
+    inner join raw_records
+        on
+            classified_deliveries.batch_hour = raw_records.batch_hour
+            and classified_deliveries.object_key = raw_records.object_key
+            and classified_deliveries.line_number = raw_records.line_number
+            and classified_deliveries.record_index = raw_records.record_index
 
 )
 
