@@ -184,7 +184,7 @@ def validate_hour(con: duckdb.DuckDBPyConnection, hour: datetime, adapters: dict
             f"select {columns} from landing.staged_records "
             "where batch_hour = ? and row_id >= ? and row_id < ? and line_fault is null order by row_id",
             [hour, lo, hi],
-        ).df()
+        ).to_arrow_table().to_pandas()  # from Arrow: strings without a Python object each (.df() made them)
         if len(frame):
             frame = _vectorisable_dtypes(frame)
             chunks = [("canonical", canonical, frame)]
