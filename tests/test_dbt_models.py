@@ -450,7 +450,8 @@ def test_an_hourly_run_that_finds_a_model_table_missing_builds_it_whole(tmp_path
                                                                        manifest):
     """A new incremental model, one dropped by hand, or a view now materialized as a table
     (int_identity_links until 2026-11-28) is built from all of its inputs by the next hourly run,
-    not from the affected hours alone: the marts equal those of hour-by-hour runs."""
+    not from the affected hours alone: the marts equal those of hour-by-hour runs. A column a model
+    no longer has (int_events_unioned.raw_record until 2026-12-06) is dropped, not a failed hour."""
     batches = scenario()
     run_in_order(warehouse, dbt, [H1, H2, H3], batches)
     expected = warehouse.snapshot()
@@ -467,9 +468,12 @@ def test_an_hourly_run_that_finds_a_model_table_missing_builds_it_whole(tmp_path
                       "marts.hourly_load_stats", "marts.event_id_conflicts", "intermediate.int_identity_links"):
             con.execute(f"drop table {table}")
         con.execute("create view intermediate.int_identity_links as select 1 as placeholder")
+        con.execute("alter table intermediate.int_events_unioned add column raw_record json default '{}'")
     other.load(batches[H3])
     other_dbt.run_hour(H3)
     assert other.snapshot() == expected
+    assert other.query("select count(*) from information_schema.columns where table_name = 'int_events_unioned' "
+                       "and column_name = 'raw_record'") == [(0,)]
     assert other.query("select count(*) from intermediate.int_identity_links") == expected_links
     assert expected_links[0][0] > 0
 

@@ -7,12 +7,15 @@
     The delivered JSON (raw_record) is not copied here: int_raw_records_unioned reads it from
     landing for the few rows that show it. -#}
 
+-- pre_hook: warehouses built before 2026-12-06 stored raw_record here too; drop it rather than
+-- fail the hour on the schema change (a no-op once gone; the JSON stays in landing.events)
 {{
     config(
         materialized='incremental',
         incremental_strategy='replace_scope',
         scope_predicate='scope_batch_hour',
         on_schema_change='fail',
+        pre_hook="alter table if exists {{ this }} drop column if exists raw_record",
     )
 }}
 
