@@ -4,8 +4,8 @@
     landing rows a load of that hour can change (a privacy request or a historical import rebuilds
     it all). Every later model reads deliveries by event hour, event_id or idempotency group; from
     a view over landing, each of those reads recomputed the keys of every delivery ever loaded.
-    The delivered JSON (raw_record) is not copied here: int_raw_records_unioned reads it from
-    landing for the few rows that show it. -#}
+    The delivered JSON (raw_record) is not copied here: int_deliveries_unioned, the view this
+    model stores, reads it from landing for the few rows that show it. -#}
 
 -- pre_hook: warehouses built before 2026-12-06 stored raw_record here too; drop it rather than
 -- fail the hour on the schema change (a no-op once gone; the JSON stays in landing.events)
@@ -21,47 +21,9 @@
 
 with
 
-hackle as (
+deliveries as (
 
-    select * from {{ ref('stg_hackle__events') }}
-
-),
-
-suprsend as (
-
-    select * from {{ ref('stg_suprsend__events') }}
-
-),
-
-trakio as (
-
-    select * from {{ ref('stg_trakio__events') }}
-
-),
-
-orbee as (
-
-    select * from {{ ref('stg_orbee__events') }}
-
-),
-
-gharchive as (
-
-    select * from {{ ref('stg_gharchive__events') }}
-
-),
-
-unioned as (
-
-    select * from hackle
-    union all
-    select * from suprsend
-    union all
-    select * from trakio
-    union all
-    select * from orbee
-    union all
-    select * from gharchive
+    select * from {{ ref('int_deliveries_unioned') }}
 
 ),
 
@@ -94,7 +56,7 @@ final as (
             when message_type = 'annotate' then null
             else coalesce(nullif(user_id, ''), nullif(anonymous_id, ''), nullif(instance_id, ''))
         end as identity_value
-    from unioned
+    from deliveries
     {%- if is_incremental() and not is_full_scope() %}
     where batch_hour = {{ batch_hour_sql() }}
     {%- endif %}

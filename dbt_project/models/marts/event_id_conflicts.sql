@@ -28,7 +28,13 @@ classified_deliveries as (
 -- the delivered JSON of those copies only: the view reads landing, so its dump hours come first
 raw_records as (
 
-    select * from {{ ref('int_raw_records_unioned') }}
+    select
+        batch_hour,
+        object_key,
+        line_number,
+        record_index,
+        raw_record
+    from {{ ref('int_deliveries_unioned') }}
     where batch_hour in (select classified_deliveries.batch_hour from classified_deliveries)
 
 ),

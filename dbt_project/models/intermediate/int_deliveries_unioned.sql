@@ -1,6 +1,6 @@
-{#- The delivered JSON of every valid delivery, by its position in the dumps. A view: the JSON is
-    the widest column of a delivery, and the only model that shows it (event_id_conflicts) needs it
-    for a few rows; int_events_unioned left it out instead of copying it for every delivery. -#}
+{#- Every valid delivery of every source: the five staging models unioned, all their columns. A
+    view: int_events_unioned stores each dump hour's rows with their keys, without the delivered
+    JSON (raw_record, the widest column), which event_id_conflicts reads here for its few rows. -#}
 
 with
 
@@ -50,13 +50,7 @@ unioned as (
 
 final as (
 
-    select
-        batch_hour,
-        object_key,
-        line_number,
-        record_index,
-        raw_record
-    from unioned
+    select * from unioned
 
 )
 
