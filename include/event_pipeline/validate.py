@@ -180,11 +180,13 @@ def validate_hour(con: duckdb.DuckDBPyConnection, hour: datetime, adapters: dict
     for lo in range(0, max_row + 1, chunk_rows):
         hi = lo + chunk_rows
         failures = _line_fault_failures(con, hour, lo, hi)
-        frame = con.execute(
+        # as Arrow, from a relation: .df() built a Python string per value, and Arrow from an executed
+        # statement's result copies every row once more (DuckDB warns)
+        frame = con.sql(
             f"select {columns} from landing.staged_records "
             "where batch_hour = ? and row_id >= ? and row_id < ? and line_fault is null order by row_id",
-            [hour, lo, hi],
-        ).to_arrow_table().to_pandas()  # from Arrow: strings without a Python object each (.df() made them)
+            params=[hour, lo, hi],
+        ).to_arrow_table().to_pandas()
         if len(frame):
             frame = _vectorisable_dtypes(frame)
             chunks = [("canonical", canonical, frame)]
