@@ -1,0 +1,56 @@
+"""`make bench` at a tiny size: the benchmark command itself runs end to end and reports what it measured."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from event_pipeline.dbt_cosmos import MANIFEST_PATH
+from event_pipeline.settings import REPO_ROOT
+
+STAGES = ["discover", "load", "validate", "dbt_build", "segment", "publish"]
+
+
+def test_the_benchmark_times_each_hour_after_dbts_parse_and_reports_every_stage(s3, events_home, tmp_path):
+    """A 3,000-event hour and the incremental scenario (one day of 500-event hours) through
+    `python -m event_pipeline.bench`, on the test's S3 endpoint: every stage is timed, the records the
+    hour validated are the records generated, the dbt parse runs before each timed hour (whose build
+    then parses nothing), and the report lands in the docs file it is given."""
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\nkept text\n")
+    command = [sys.executable, "-m", "event_pipeline.bench", "--only", "hour,incremental", "--events", "3000",
+               "--incremental-events", "2000", "--history-days", "1", "--history-events", "500",
+               "--no-data-docs", "--skip-airflow", "--docs", str(docs)]
+    run = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    root = events_home / "bench"
+    results = json.loads((root / "results.json").read_text())
+    hour = results["hour"]
+    assert hour["generated"]["events"] == 3000
+    assert [s["stage"] for s in hour["run"]["stages"]] == STAGES
+    assert set(hour["run"]["dbt_parse"]) == {"stage", "wall", "cpu", "peak_rss"}
+    validated = hour["run"]["outputs"]["validate"]
+    assert validated["records"] == 3000
+    assert validated["valid"] + validated["quarantined"] == 3000
+    assert validated["quarantined"] == sum(validated["reasons"].values()) > 0
+
+    incremental = results["incremental"]
+    assert incremental["history"]["rows"] == 24 * 500
+    assert [s["stage"] for s in incremental["first"]["stages"]] == STAGES
+    assert [s["stage"] for s in incremental["next"]["stages"]] == STAGES
+
+    # each timed build found the parse made before it: nothing to parse, the manifest's nodes all there
+    for home in ("hour", "first", "incremental"):
+        timed_build = (root / home / "dbt_logs" / "dbt.log").read_text().split("\n============================== ")[-1]
+        assert "no changes found, skipping parsing" in timed_build, home
+    parsed = json.loads((root / "hour_dbt_parse.json").read_text())["outputs"]["dbt_parse"]
+    assert parsed["nodes"] == len(json.loads(MANIFEST_PATH.read_text())["nodes"])
+
+    report = docs.read_text()
+    assert report.startswith("# Benchmarks\n\nkept text\n")
+    block = report.split("<!-- bench:results:begin -->")[1].split("<!-- bench:results:end -->")[0]
+    assert "`dbt parse` of a fresh warehouse" in block
+    assert "| 1 | 1M-event hour, end-to-end data path < 30 s | " in block and "(reduced size)" in block
+    assert "(reduced: 1 day of history)" in block
