@@ -22,7 +22,7 @@ import pytest
 from dbt.cli.main import dbtRunner
 
 from event_pipeline.contract import CANONICAL_COLUMN_NAMES, canonical_ddl, quarantine_ddl
-from event_pipeline.dbt_cosmos import BATCH_HOUR_ENV, dbt_batch_hour
+from event_pipeline.dbt_cosmos import BATCH_HOUR_ENV, MANIFEST_PATH, dbt_batch_hour
 from event_pipeline.warehouse import OBJECT_COUNTS_DDL
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -659,7 +659,6 @@ def test_the_marts_change_log_lets_each_publish_rewrite_only_the_logged_rows(war
 
 
 def test_change_logged_marts_log_the_key_the_snapshot_publish_uses():
-    from event_pipeline.dbt_cosmos import MANIFEST_PATH
     from event_pipeline.snapshot import CHANGE_LOGGED, ROW_KEYS
 
     nodes = json.loads(MANIFEST_PATH.read_text())["nodes"]
@@ -734,8 +733,6 @@ def test_the_pipelines_hourly_builds_keep_the_parse_and_read_the_hour_at_run_tim
     warehouse = Warehouse(settings.warehouse_path)
     batches = scenario()
     scope = "select event_hour from intermediate.int_run_scope order by 1"
-    from event_pipeline.dbt_cosmos import MANIFEST_PATH
-
     # the nodes of the committed manifest (tests/test_dag_integrity.py fails when it is stale)
     assert pipeline.dbt_parse(settings)["nodes"] == len(json.loads(MANIFEST_PATH.read_text())["nodes"])
     for hour in (H1, H2):
