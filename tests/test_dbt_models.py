@@ -698,9 +698,14 @@ def test_run_scope_of_each_hour(warehouse, dbt):
     # merges erin with frank (e9) and gina with aaron (e12)
     expected_restamped = {H1: set(), H2: {"user_id:alice", "user_id:dave", "user_id:bob"},
                           H3: {"user_id:erin", "user_id:gina"}}
-    for hour in (H1, H2, H3):
+    for build, hour in enumerate((H1, H2, H3), start=1):
         warehouse.load(batches[hour])
         dbt.run_hour(hour)
+        # the events mart applied this run's build of the identity map, so the next run compares only the
+        # ids it changes (H1 had no events mart to compare)
+        assert warehouse.query("select distinct map_build from intermediate.int_identity_map") == [(build,)]
+        assert warehouse.query("select map_build from audit.events_applied_identity_map") == [(build,)]
+        assert restamp_compared(dbt) == ("every event" if hour == H1 else "changed ids"), hour
         assert sorted(r[0] for r in warehouse.query("select event_hour from intermediate.int_run_scope")) == (
             expected[hour]
         ), hour
@@ -711,6 +716,51 @@ def test_run_scope_of_each_hour(warehouse, dbt):
             expected_events[hour]), hour
         assert {r[0] for r in warehouse.query("select user_key from intermediate.int_run_scope_user_days")} == (
             expected_people[hour]), hour
+
+
+def restamp_compared(dbt: Dbt) -> str:
+    """What the last run's int_events_restamped compared with the map: 'changed ids' or 'every event'."""
+    target = Path(dbt.base[dbt.base.index("--target-path") + 1])
+    sql = (target / "run/event_pipeline/models/intermediate/int_events_restamped.sql").read_text()
+    return "changed ids" if "inner join identity_map" in sql else "every event"
+
+
+def stale_events(warehouse: Warehouse) -> set[str]:
+    """Events whose row carries a user_key the identity map no longer gives their id."""
+    return {row[0] for row in warehouse.query(
+        "select event_id from marts.events left join intermediate.int_identity_map as identity_map "
+        "on identity_type = id_type and identity_value = id_value "
+        "where events.user_key is distinct from identity_map.user_key")}
+
+
+def test_a_run_that_failed_between_the_identity_map_and_the_events_mart_is_healed_by_the_next(warehouse, dbt):
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1], batches)
+    # H2's run stops after the identity map (as if the events mart's build had failed): its alias and link
+    # merge alice with dave and bob with the anon1 shopper, whose events the mart still stamps as before
+    warehouse.load(batches[H2])
+    dbt("run", "--exclude", "events+", batch_hour=H2)
+    assert warehouse.query("select distinct map_build from intermediate.int_identity_map") == [(2,)]
+    assert warehouse.query("select map_build from audit.events_applied_identity_map") == [(1,)]
+    assert stale_events(warehouse) == {"e1", "e2", "t1", "e3"}
+    with pytest.raises(AssertionError, match="assert_events_carry_their_ids_user_key: fail: Got 4 results"):
+        dbt("test", "--select", "assert_events_carry_their_ids_user_key")  # full scope, as the daily check runs
+
+    # the next hour's run finds the mart a build behind: it compares every event, not only its own changed ids
+    # (erin with frank, gina with aaron), and restamps H2's too
+    warehouse.load(batches[H3])
+    dbt.run_hour(H3)
+    assert restamp_compared(dbt) == "every event"
+    assert {r[0] for r in warehouse.query(
+        "select distinct identity_type || ':' || identity_value from intermediate.int_events_restamped")} == {
+        "user_id:alice", "user_id:dave", "user_id:bob", "user_id:erin", "user_id:gina"}
+    assert stale_events(warehouse) == set()
+    dbt("test", "--select", "assert_events_carry_their_ids_user_key")
+    assert warehouse.query("select map_build from audit.events_applied_identity_map") == [(3,)]
+
+    dbt.run_hour(H3)  # back in step: a rerun compares only the ids changed, and finds none stale
+    assert restamp_compared(dbt) == "changed ids"
+    assert warehouse.query("select count(*) from intermediate.int_events_restamped") == [(0,)]
 
 
 def _dbt_invocations(log_path: Path) -> list[str]:

@@ -252,3 +252,27 @@
     {%- endif -%}
     {{- return(adapter.get_relation(database=this.database, schema=schema, identifier=identifier)) -}}
 {%- endmacro %}
+
+{#- The identity map build the events mart applied: recorded after each events build (its post_hook),
+    read by int_events_restamped, which compares only the ids changed since that build when it is the
+    map's previous one. -#}
+{% macro record_applied_identity_map(identity_map) -%}
+    create schema if not exists audit;
+    create or replace table audit.events_applied_identity_map as
+    select max(map_build) as map_build from {{ identity_map }}
+{%- endmacro %}
+
+{% macro events_applied_previous_identity_map(identity_map) -%}
+    {%- if not execute -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- set applied = adapter.get_relation(database=this.database, schema='audit',
+                                           identifier='events_applied_identity_map') -%}
+    {%- if applied is none -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- set result = run_query(
+        'select coalesce((select max(map_build) from ' ~ applied ~ ') = (select max(map_build) from '
+        ~ identity_map ~ ') - 1, false)') -%}
+    {{- return(result.columns[0].values()[0]) -}}
+{%- endmacro %}

@@ -31,6 +31,10 @@ def table_before_this_run(schema, identifier):
     return adapter.get_relation(schema=schema, identifier=identifier)
 
 
+def events_applied_previous_identity_map(identity_map):
+    return True
+
+
 def is_full_scope():
     return False
 

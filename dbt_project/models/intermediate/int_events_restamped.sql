@@ -8,7 +8,14 @@
     id and skip the row groups of other hours (by id pair, each read every row of the events:
     0.96 s for the scope after 30 days). Reads the events mart as it stands before this run (never
     through ref: events is built after this model). Empty in full scope, or when there is no
-    events mart yet. -#}
+    events mart yet.
+
+    When the events mart applied the previous build of the map (audit.events_applied_identity_map,
+    recorded by the events model), its rows carry the previous map's user_keys, so only the ids this
+    run changed (stamped with its batch hour, tombstones included) can differ: those are compared,
+    not every id (0.6-0.8 s -> 0.17 s after 30 days of 10k-event hours). After a run that failed
+    between the map and the mart, or on a mart that never recorded a build, every event is compared,
+    which heals the rows that run left stale. -#}
 
 -- hourly runs only
 -- depends_on: {{ ref('int_identity_map') }}
@@ -16,6 +23,11 @@
 {{ config(materialized='table') }}
 
 {%- set previous_events = table_before_this_run('marts', 'events') %}
+{%- set compare_changed_ids_only = (
+    previous_events is not none
+    and not is_full_scope()
+    and events_applied_previous_identity_map(ref('int_identity_map'))
+) %}
 
 with
 
@@ -37,6 +49,9 @@ final as (
 identity_map as (
 
     select * from {{ ref('int_identity_map') }}
+    {%- if compare_changed_ids_only %}
+    where changed_batch_hour = {{ batch_hour_sql() }}
+    {%- endif %}
 
 ),
 
@@ -48,7 +63,7 @@ final as (
         previous_events.identity_type,
         previous_events.identity_value
     from {{ previous_events }} as previous_events
-    left join identity_map
+    {{ 'inner' if compare_changed_ids_only else 'left' }} join identity_map
         on
             previous_events.identity_type = identity_map.id_type
             and previous_events.identity_value = identity_map.id_value

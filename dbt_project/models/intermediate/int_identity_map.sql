@@ -16,7 +16,11 @@
 
     It reads its own previous version (this) to tell what changed. An id that is no longer known
     stays one run as a tombstone (user_key NULL, previous_user_key set) so the models built after
-    it in the same run can drop the rows of its old user_key. -#}
+    it in the same run can drop the rows of its old user_key.
+
+    map_build numbers the builds of the map (the previous build's plus one, on every row): the
+    events mart records the build it applied, and int_events_restamped compares only this run's
+    changed ids with the mart when that was the previous build. -#}
 
 -- hourly runs only
 -- depends_on: {{ ref('int_run_scope') }}
@@ -33,6 +37,10 @@
     previous_map is not none
     and not is_full_scope()
     and 'component_root' in (adapter.get_columns_in_relation(previous_map) | map(attribute='name') | list)
+) %}
+{%- set previous_map_has_build = (
+    previous_map is not none
+    and 'map_build' in (adapter.get_columns_in_relation(previous_map) | map(attribute='name') | list)
 ) %}
 
 with recursive
@@ -61,6 +69,16 @@ previous_map as (
 ),
 
 {%- endif %}
+
+this_build as (
+
+    {% if previous_map_has_build -%}
+    select coalesce(max(map_build), 0) + 1 as map_build from previous_map
+    {%- else -%}
+    select cast(1 as bigint) as map_build
+    {%- endif %}
+
+),
 
 {% if recompute_affected_only -%}
 
@@ -389,9 +407,15 @@ forgotten_ids as (
 
 final as (
 
-    select * from current_ids
-    union all
-    select * from forgotten_ids
+    select
+        ids.*,
+        this_build.map_build
+    from (
+        select * from current_ids
+        union all
+        select * from forgotten_ids
+    ) as ids
+    cross join this_build
 
 )
 

@@ -11,7 +11,8 @@
 -- depends_on: {{ ref('int_events_restamped') }}
 
 -- change_log_key: the keys a run rewrites go to audit.mart_changes for the snapshot publish
--- (macros/mart_change_log.sql)
+-- (macros/mart_change_log.sql); post_hook: the identity map build the mart now agrees with, for the
+-- next run's int_events_restamped (macros/run_scope.sql)
 {{
     config(
         materialized='incremental',
@@ -20,6 +21,7 @@
         on_schema_change='fail',
         change_log_key=['event_id'],
         pre_hook="{{ log_mart_rebuild() }}",
+        post_hook="{{ record_applied_identity_map(ref('int_identity_map')) }}",
     )
 }}
 
