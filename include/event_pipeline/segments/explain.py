@@ -15,7 +15,8 @@ from event_pipeline.segments.evaluate import (
     compile_definition,
     drop_scope,
     normalise_as_of,
-    reads_properties,
+    scope_events,
+    with_scope,
 )
 from event_pipeline.segments.sqlbuild import FIRST_SEEN_TABLE, Context, Params
 from event_pipeline.segments.store import DEFINITION_OF, SCHEMA, schema_exists
@@ -133,9 +134,10 @@ def explain_membership(
 ) -> dict[str, Any]:
     """Recompute `definition` as of `as_of` and return the user's numbers, held conditions and segment."""
     as_of = normalise_as_of(as_of)
-    ctx = Context(as_of, Params("x_"), first_seen=_first_seen_relation(con, definition))
-    compiled = compile_definition(definition, ctx)
-    build_scope(con, [definition], as_of, with_properties=reads_properties([compiled]))
+    scope_sql, scope_params, _ = scope_events(con, [definition], as_of)
+    ctx = Context(as_of, Params("x_"), events=scope_sql, first_seen=_first_seen_relation(con, definition))
+    compiled = with_scope(compile_definition(definition, ctx), scope_sql, scope_params)
+    build_scope(con, as_of)
     try:
         cursor = con.execute(
             f"select * from ({compiled.sql}) where user_key = $explain_user",

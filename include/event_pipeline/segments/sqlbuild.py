@@ -9,7 +9,6 @@ from typing import Any
 from event_pipeline.segments.definitions import SegmentDefinition
 from event_pipeline.segments.validation import NUMERIC_OPERATORS, is_number
 
-SCOPE_EVENTS = "segment_scope_events"
 SCOPE_USERS = "segment_scope_users"
 FIRST_SEEN_TABLE = "segments.user_event_first_seen"
 
@@ -43,7 +42,8 @@ class Context:
 
     as_of: datetime
     params: Params = field(default_factory=Params)
-    events: str = SCOPE_EVENTS
+    # the events the definitions look at: a subquery over the events mart (evaluate.scope_events)
+    events: str = field(kw_only=True)
     users: str = SCOPE_USERS
     first_seen: str = FIRST_SEEN_TABLE
 
