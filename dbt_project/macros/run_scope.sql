@@ -253,26 +253,53 @@
     {{- return(adapter.get_relation(database=this.database, schema=schema, identifier=identifier)) -}}
 {%- endmacro %}
 
-{#- The identity map build the events mart applied: recorded after each events build (its post_hook),
-    read by int_events_restamped, which compares only the ids changed since that build when it is the
-    map's previous one. -#}
+{#- Which identity map the events mart agrees with, for int_events_restamped: a fingerprint (row
+    count and a hash of every id's user_key) of the map the events model applied (its post_hook),
+    and of the map as it was before its latest build (int_identity_map's pre_hook), with that build's
+    batch hour. Kept in audit (wall-clock free, but not part of the modeled tables), so that a rerun
+    of an hour leaves the modeled tables identical. -#}
+{% macro identity_map_fingerprint(relation) -%}
+    select count(*) || ':' || coalesce(sum(hash(id_type, id_value, user_key))::hugeint, 0)
+    from {{ relation }}
+{%- endmacro %}
+
+{% macro record_identity_map_before_build() -%}
+    {%- if execute -%}
+        {%- set previous_map = adapter.get_relation(
+            database=this.database, schema=this.schema, identifier=this.identifier) -%}
+        create schema if not exists audit;
+        {% if previous_map is none -%}
+        drop table if exists audit.identity_map_before_build
+        {%- else -%}
+        create or replace table audit.identity_map_before_build as
+        select
+            ({{ identity_map_fingerprint(previous_map) }}) as fingerprint,
+            {{ batch_hour_sql() }} as batch_hour
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
 {% macro record_applied_identity_map(identity_map) -%}
     create schema if not exists audit;
     create or replace table audit.events_applied_identity_map as
-    select max(map_build) as map_build from {{ identity_map }}
+    select ({{ identity_map_fingerprint(identity_map) }}) as fingerprint
 {%- endmacro %}
 
-{% macro events_applied_previous_identity_map(identity_map) -%}
+{#- True when the events mart applied the identity map as it was before the map's latest build: its
+    rows then differ from the map only for the ids that build stamped. -#}
+{% macro events_applied_the_map_before_its_build() -%}
     {%- if not execute -%}
         {{- return(false) -}}
     {%- endif -%}
-    {%- set applied = adapter.get_relation(database=this.database, schema='audit',
-                                           identifier='events_applied_identity_map') -%}
-    {%- if applied is none -%}
+    {%- set applied = adapter.get_relation(
+        database=this.database, schema='audit', identifier='events_applied_identity_map') -%}
+    {%- set before_build = adapter.get_relation(
+        database=this.database, schema='audit', identifier='identity_map_before_build') -%}
+    {%- if applied is none or before_build is none -%}
         {{- return(false) -}}
     {%- endif -%}
     {%- set result = run_query(
-        'select coalesce((select max(map_build) from ' ~ applied ~ ') = (select max(map_build) from '
-        ~ identity_map ~ ') - 1, false)') -%}
-    {{- return(result.columns[0].values()[0]) -}}
+        'select count(*) from ' ~ applied ~ ' as applied inner join ' ~ before_build
+        ~ ' as before_build on applied.fingerprint = before_build.fingerprint') -%}
+    {{- return(result.columns[0].values()[0] > 0) -}}
 {%- endmacro %}

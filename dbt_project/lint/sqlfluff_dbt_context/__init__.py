@@ -31,7 +31,7 @@ def table_before_this_run(schema, identifier):
     return adapter.get_relation(schema=schema, identifier=identifier)
 
 
-def events_applied_previous_identity_map(identity_map):
+def events_applied_the_map_before_its_build():
     return True
 
 

@@ -10,12 +10,12 @@
     through ref: events is built after this model). Empty in full scope, or when there is no
     events mart yet.
 
-    When the events mart applied the previous build of the map (audit.events_applied_identity_map,
-    recorded by the events model), its rows carry the previous map's user_keys, so only the ids this
-    run changed (stamped with its batch hour, tombstones included) can differ: those are compared,
-    not every id (0.6-0.8 s -> 0.17 s after 30 days of 10k-event hours). After a run that failed
-    between the map and the mart, or on a mart that never recorded a build, every event is compared,
-    which heals the rows that run left stale. -#}
+    When the events mart applied the map as it was before the map's latest build (fingerprints in
+    audit.events_applied_identity_map and audit.identity_map_before_build, macros/run_scope.sql),
+    its rows differ from the map only for the ids that build stamped (with its batch hour,
+    tombstones included): only those are compared, not every id (0.6-0.8 s -> 0.17 s after 30 days
+    of 10k-event hours). After a run that failed between the map and the mart, or on a mart that
+    never recorded a map, every event is compared, which heals the rows that run left stale. -#}
 
 -- hourly runs only
 -- depends_on: {{ ref('int_identity_map') }}
@@ -26,7 +26,7 @@
 {%- set compare_changed_ids_only = (
     previous_events is not none
     and not is_full_scope()
-    and events_applied_previous_identity_map(ref('int_identity_map'))
+    and events_applied_the_map_before_its_build()
 ) %}
 
 with
@@ -50,7 +50,10 @@ identity_map as (
 
     select * from {{ ref('int_identity_map') }}
     {%- if compare_changed_ids_only %}
-    where changed_batch_hour = {{ batch_hour_sql() }}
+    where
+        changed_batch_hour = (
+            select before_build.batch_hour from audit.identity_map_before_build as before_build
+        )
     {%- endif %}
 
 ),

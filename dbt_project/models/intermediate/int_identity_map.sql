@@ -16,11 +16,9 @@
 
     It reads its own previous version (this) to tell what changed. An id that is no longer known
     stays one run as a tombstone (user_key NULL, previous_user_key set) so the models built after
-    it in the same run can drop the rows of its old user_key.
-
-    map_build numbers the builds of the map (the previous build's plus one, on every row): the
-    events mart records the build it applied, and int_events_restamped compares only this run's
-    changed ids with the mart when that was the previous build. -#}
+    it in the same run can drop the rows of its old user_key. Before each build its pre-hook records
+    the map's fingerprint (audit.identity_map_before_build): int_events_restamped compares only the
+    ids this build stamps when the events mart applied that map. -#}
 
 -- hourly runs only
 -- depends_on: {{ ref('int_run_scope') }}
@@ -29,7 +27,8 @@
 -- depends_on: {{ ref('int_events_deduped') }}
 -- depends_on: {{ ref('int_identity_links') }}
 
-{{ config(materialized='table') }}
+-- pre_hook: the map's fingerprint before this build, for int_events_restamped (macros/run_scope.sql)
+{{ config(materialized='table', pre_hook="{{ record_identity_map_before_build() }}") }}
 
 {%- set previous_map = table_before_this_run(this.schema, this.identifier) %}
 {#- a map written before it kept each id's component_root is recomputed whole once -#}
@@ -37,10 +36,6 @@
     previous_map is not none
     and not is_full_scope()
     and 'component_root' in (adapter.get_columns_in_relation(previous_map) | map(attribute='name') | list)
-) %}
-{%- set previous_map_has_build = (
-    previous_map is not none
-    and 'map_build' in (adapter.get_columns_in_relation(previous_map) | map(attribute='name') | list)
 ) %}
 
 with recursive
@@ -69,16 +64,6 @@ previous_map as (
 ),
 
 {%- endif %}
-
-this_build as (
-
-    {% if previous_map_has_build -%}
-    select coalesce(max(map_build), 0) + 1 as map_build from previous_map
-    {%- else -%}
-    select cast(1 as bigint) as map_build
-    {%- endif %}
-
-),
 
 {% if recompute_affected_only -%}
 
@@ -407,15 +392,9 @@ forgotten_ids as (
 
 final as (
 
-    select
-        ids.*,
-        this_build.map_build
-    from (
-        select * from current_ids
-        union all
-        select * from forgotten_ids
-    ) as ids
-    cross join this_build
+    select * from current_ids
+    union all
+    select * from forgotten_ids
 
 )
 

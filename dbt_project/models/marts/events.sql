@@ -11,8 +11,8 @@
 -- depends_on: {{ ref('int_events_restamped') }}
 
 -- change_log_key: the keys a run rewrites go to audit.mart_changes for the snapshot publish
--- (macros/mart_change_log.sql); post_hook: the identity map build the mart now agrees with, for the
--- next run's int_events_restamped (macros/run_scope.sql)
+-- (macros/mart_change_log.sql); post_hook: the fingerprint of the identity map the mart now agrees
+-- with, for the next run's int_events_restamped (macros/run_scope.sql)
 {{
     config(
         materialized='incremental',
