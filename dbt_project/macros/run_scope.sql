@@ -265,8 +265,7 @@
 
 {% macro record_identity_map_before_build() -%}
     {%- if execute -%}
-        {%- set previous_map = adapter.get_relation(
-            database=this.database, schema=this.schema, identifier=this.identifier) -%}
+        {%- set previous_map = table_before_this_run(this.schema, this.identifier) -%}
         create schema if not exists audit;
         {% if previous_map is none -%}
         drop table if exists audit.identity_map_before_build
@@ -288,13 +287,8 @@
 {#- True when the events mart applied the identity map as it was before the map's latest build: its
     rows then differ from the map only for the ids that build stamped. -#}
 {% macro events_applied_the_map_before_its_build() -%}
-    {%- if not execute -%}
-        {{- return(false) -}}
-    {%- endif -%}
-    {%- set applied = adapter.get_relation(
-        database=this.database, schema='audit', identifier='events_applied_identity_map') -%}
-    {%- set before_build = adapter.get_relation(
-        database=this.database, schema='audit', identifier='identity_map_before_build') -%}
+    {%- set applied = table_before_this_run('audit', 'events_applied_identity_map') -%}
+    {%- set before_build = table_before_this_run('audit', 'identity_map_before_build') -%}
     {%- if applied is none or before_build is none -%}
         {{- return(false) -}}
     {%- endif -%}
