@@ -153,3 +153,59 @@ def test_editing_a_definition_is_a_new_version_in_history(tmp_path):
         "select user_key, version, valid_from, valid_to from segments.membership_history order by all"
     ).fetchall()
     assert history == [("b", v2, h1, None)]
+
+
+def test_each_evaluation_logs_the_partitions_it_rewrote_and_the_publish_rewrites_just_those(shipped, tmp_path):
+    """segments.store logs every partition (as_of) an evaluation rewrites in event_pipeline.snapshot's change
+    log: the snapshot publish then rewrites those partitions, not every hour's members."""
+    from event_pipeline.snapshot import PARTITIONS_LOGGED, publish_snapshot
+
+    con = duckdb.connect(str(tmp_path / "work.duckdb"))
+    demo_like(con)
+    con.execute("create schema landing")  # the publish stamps the snapshot with the latest loaded hour
+    con.execute("create table landing.object_counts (batch_hour timestamp)")
+    target = tmp_path / "analytics.duckdb"
+    tables = [("segments", name) for name in DERIVED]
+
+    def logged() -> dict[str, set[datetime | None]]:
+        rows = con.execute("select table_name, list(distinct make_timestamp(key_hash::bigint)) "
+                           "from audit.mart_changes group by all").fetchall()
+        return {name: set(times) for name, times in rows}
+
+    def publish() -> dict[str, str]:
+        actions = publish_snapshot(con, target, tables, None)["actions"]
+        con.execute(f"attach '{target}' as published (read_only)")
+        try:
+            for name in DERIVED:
+                assert con.execute(
+                    f"select count(*) from (select * from segments.{name} except all "
+                    f"select * from published.segments.{name} union all (select * from published.segments.{name} "
+                    f"except all select * from segments.{name}))").fetchall() == [(0,)], name
+        finally:
+            con.execute("detach published")
+        return {name: actions[name] for name in PARTITIONS_LOGGED}
+
+    evaluate_segments(con, HOURS[0], shipped)
+    publish()  # the first snapshot: every table copied
+    evaluate_segments(con, HOURS[3], shipped)  # a new hour: its own partitions
+    assert logged() == {name: {HOURS[3]} for name in PARTITIONS_LOGGED}
+    assert publish() == dict.fromkeys(PARTITIONS_LOGGED, "1 partitions replaced (change log)")
+    assert logged() == {}  # applied: the publish keeps it as the previous generation
+
+    # an hour evaluated late, between two others: its partitions, and the changes of the hour after it
+    evaluate_segments(con, HOURS[1], shipped)
+    assert logged() == {**{name: {HOURS[1]} for name in PARTITIONS_LOGGED},
+                        "segments.membership_changes": {HOURS[1], HOURS[3]}}
+    # this publish writes the spare in place (the first snapshot): it applies both generations of the log,
+    # HOURS[3]'s and HOURS[1]'s
+    assert publish() == dict.fromkeys(PARTITIONS_LOGGED, "2 partitions replaced (change log)")
+
+    # the repair path re-derives every change: logged whole, so the publish compares every partition; the
+    # spare it writes lacks HOURS[1]'s evaluation (the previous generation of the log)
+    for definition in load_definitions(shipped):
+        rebuild_derived(con, definition.key)
+    assert logged() == {"segments.membership_changes": {None}}
+    assert publish() == {**dict.fromkeys(PARTITIONS_LOGGED, "1 partitions replaced (change log)"),
+                         "segments.membership_changes": "2 partitions replaced"}
+    assert publish() == {**dict.fromkeys(PARTITIONS_LOGGED, "unchanged (change log)"),
+                         "segments.membership_changes": "unchanged"}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from event_pipeline.snapshot import CHANGE_LOG, CHANGE_LOG_DDL
+from event_pipeline.snapshot import CHANGE_LOG, CHANGE_LOG_DDL, LOGGED_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def forget(con: duckdb.DuckDBPyConnection, requested_id: str, request_id: str, r
         n = len(con.execute(f'delete from "{schema}"."{table}" where {predicate} returning 1', params).fetchall())
         if n:
             deleted[f"{schema}.{table}"] = n
-        if n and schema == "marts":  # the snapshot publish must not trust the change log for this table
+        if n and f"{schema}.{table}" in LOGGED_TABLES:  # the snapshot publish must not trust its change log
             con.execute(f"insert into {CHANGE_LOG} values (?, null)", [f"{schema}.{table}"])
     con.execute(
         "insert or replace into privacy.requests values (?, ?, ?, ?, ?::json)",

@@ -6,8 +6,10 @@ Writes the landing tables directly (landing.events and landing.object_counts, as
 them), vectorised: the same users, sources, event mix, 10% duplicate deliveries and 5% late events as the
 dump generator, but only valid records (the invalid ones would sit in landing.quarantine, which no model
 reads for history). Then one full-scope `dbt build` builds every model from all of it, the segments are
-evaluated as of the end of the history and the snapshot is published (twice, so that the spare snapshot an
-hourly publish writes in place exists), so the next hour runs exactly as it would after 30 days in production.
+evaluated as of the end of the history and that evaluation's snapshot is kept for every earlier hour too
+(seed_segment_history: hourly runs leave a snapshot per hour), and the analysts' snapshot is published (twice,
+so that the spare snapshot an hourly publish writes in place exists), so the next hour runs as it would
+after 30 days in production.
 The hourly path itself (discover, load, validate) is not replayed for history: its cost does not depend on it.
 """
 
@@ -38,6 +40,7 @@ from event_pipeline.bench.generator import (
     _user_cdf,
     late_offsets_ms,
 )
+from event_pipeline.segments.store import log_rewritten_partitions
 
 HOURS_PER_CHUNK = 24
 
@@ -178,6 +181,41 @@ def seed_landing(con: duckdb.DuckDBPyConnection, before: datetime, days: int, ev
     return rows
 
 
+def seed_segment_history(con: duckdb.DuckDBPyConnection, as_of: datetime, hours: int) -> int:
+    """Give the segments tables the volume `hours` hourly evaluations leave, from the one evaluation as_of.
+
+    Every hourly run writes a snapshot of every segment's members (about 190k rows an hour for the benchmark's
+    50k users), so after 30 days segments.membership_snapshots holds 720 of them; evaluating 720 hours would
+    take longer than the rest of the seed. Instead as_of's snapshot, evaluation rows and sizes are repeated for
+    each earlier hour, and the derived tables say what that history means (everyone entered their segments at
+    the first hour and stayed): changes at the first hour, history and memberships from it. Only
+    volume and consistency matter here; the next hour's evaluation reads as_of's snapshot (update_derived).
+    Returns the snapshot rows added."""
+    first = as_of - timedelta(hours=hours - 1)
+    added = 0
+    # oldest first, one hour per statement, committed as it goes: the rows lie in as_of order as hourly runs
+    # append them (each row group holds an hour or two, which is what lets a scan of one as_of skip the
+    # rest), and no transaction holds 130M new rows in memory until its commit
+    for hours_back in range(hours - 1, 0, -1):
+        params = {"as_of": as_of, "earlier": as_of - timedelta(hours=hours_back)}
+        added += con.execute(
+            "insert into segments.membership_snapshots select $earlier, segment_key, version, user_key, metrics "
+            "from segments.membership_snapshots where as_of = $as_of order by segment_key, user_key",
+            params).fetchall()[0][0]
+        for table in ("evaluations", "segment_sizes"):
+            con.execute(f"insert into segments.{table} by name select * replace ($earlier as as_of) "
+                        f"from segments.{table} where as_of = $as_of", params)
+    moved = {"first": first, "as_of": as_of}
+    con.execute("begin transaction")
+    con.execute("update segments.membership_changes set as_of = $first where as_of = $as_of", moved)
+    con.execute("update segments.membership_history set valid_from = $first where valid_from = $as_of", moved)
+    con.execute("update segments.memberships set entered_at = $first where entered_at = $as_of", moved)
+    log_rewritten_partitions(con, ["membership_snapshots", "evaluations", "segment_sizes", "membership_changes"],
+                             None)  # written here, not by an evaluation: the publish compares them whole
+    con.execute("commit")
+    return added
+
+
 def seed(before: datetime, days: int, events: int, seed_value: int = 7) -> dict:
     """Landing history, one full-scope dbt build, segments as of the end of the history and the analysts'
     snapshot published, as the last hourly run of the history leaves them (the next hour's publish then
@@ -197,6 +235,8 @@ def seed(before: datetime, days: int, events: int, seed_value: int = 7) -> dict:
     timings["dbt_full_build"] = round(time.monotonic() - started, 2)
     started = time.monotonic()
     pipeline.segment(before - timedelta(hours=1), settings)
+    with connect(settings.warehouse_path) as con:
+        snapshot_rows = seed_segment_history(con, before, days * 24)
     timings["segment"] = round(time.monotonic() - started, 2)
     started = time.monotonic()
     pipeline.publish(before - timedelta(hours=1), settings)
@@ -204,7 +244,8 @@ def seed(before: datetime, days: int, events: int, seed_value: int = 7) -> dict:
     # writes in place (event_pipeline.snapshot); after a single publish there is none yet
     pipeline.publish(before - timedelta(hours=1), settings)
     timings["publish"] = round(time.monotonic() - started, 2)
-    return {"rows": rows, "days": days, "events_per_hour": events, "seconds": timings}
+    return {"rows": rows, "days": days, "events_per_hour": events, "segment_snapshot_rows": snapshot_rows,
+            "seconds": timings}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -433,8 +433,11 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
         out.append(f"### Incremental: a {events:,}-event hour, first on an empty warehouse, then after "
                    f"{_plural(hist['days'], 'day')} x {hist['events_per_hour']:,} events/hour of history")
         out.append("")
-        out.append(f"History: {hist['rows']:,} landing rows seeded (setup, not timed as a run: "
-                   f"{', '.join(f'{k} {v}s' for k, v in hist['seconds'].items())}).")
+        snapshot_rows = hist.get("segment_snapshot_rows")
+        out.append(f"History: {hist['rows']:,} landing rows seeded"
+                   + (f" and {snapshot_rows:,} segment snapshot rows (each history hour's members)"
+                      if snapshot_rows else "")
+                   + f" (setup, not timed as a run: {', '.join(f'{k} {v}s' for k, v in hist['seconds'].items())}).")
         out.append("")
         out.append("| stage | first hour s | next hour s | ratio | peak RSS next |")
         out.append("|---|---:|---:|---:|---:|")

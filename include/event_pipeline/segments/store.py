@@ -9,6 +9,7 @@ import duckdb
 
 from event_pipeline.segments.definitions import SegmentDefinition
 from event_pipeline.segments.sqlbuild import CompiledSegment
+from event_pipeline.snapshot import CHANGE_LOG, CHANGE_LOG_DDL, partition_log_key
 
 SCHEMA = "segments"
 
@@ -35,6 +36,22 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create schema if not exists {SCHEMA}")
     for table, columns in TABLES.items():
         con.execute(f"create table if not exists {SCHEMA}.{table} ({columns})")
+    con.execute("create schema if not exists audit")
+    con.execute(CHANGE_LOG_DDL)
+
+
+def log_rewritten_partitions(con: duckdb.DuckDBPyConnection, tables: list[str], as_ofs: list[datetime] | None
+                             ) -> None:
+    """Tell the analysts' snapshot publish which as_of partitions of `tables` were rewritten (None: all of
+    them), so that it rewrites those instead of comparing every partition (event_pipeline.snapshot)."""
+    names = [f"{SCHEMA}.{table}" for table in tables]
+    if as_ofs is None:
+        con.execute(f"insert into {CHANGE_LOG} select unnest($names::varchar[]), null", {"names": names})
+        return
+    con.execute(
+        f"insert into {CHANGE_LOG} select distinct logged.name, {partition_log_key('rewritten.as_of')} "
+        "from unnest($names::varchar[]) as logged(name), unnest($as_ofs::timestamp[]) as rewritten(as_of)",
+        {"names": names, "as_ofs": as_ofs})
 
 
 def schema_exists(con: duckdb.DuckDBPyConnection) -> bool:
@@ -89,6 +106,7 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, compiled: CompiledSegment, as
         order by e.segment_key""",
         key_params,
     )
+    log_rewritten_partitions(con, ["membership_snapshots", "evaluations", "segment_sizes"], [as_of])
     rows = con.execute(
         f"select segment_key, members from {SCHEMA}.segment_sizes "
         "where as_of = $snap_as_of and split_part(segment_key, '.', 1) = $snap_key",
@@ -164,6 +182,7 @@ def update_derived(con: duckdb.DuckDBPyConnection, definition_key: str, as_of: d
     for prev, cur in ((previous, as_of), (as_of, following)):
         if cur is not None:
             con.execute(f"insert into {SCHEMA}.membership_changes {CHANGES_BETWEEN}", {**key, "prev": prev, "cur": cur})
+    log_rewritten_partitions(con, ["membership_changes"], times["times"])
     con.execute(
         f"insert into {AFFECTED} select distinct user_key, segment_key, version "
         f"from {SCHEMA}.membership_changes where {in_times}",
@@ -200,6 +219,7 @@ def rebuild_derived(con: duckdb.DuckDBPyConnection, definition_key: str) -> None
         con.execute(f"delete from {SCHEMA}.{table} where {DEFINITION_OF} = $key", key)
     for prev, cur in zip([None, *times], times, strict=False):
         con.execute(f"insert into {SCHEMA}.membership_changes {CHANGES_BETWEEN}", {**key, "prev": prev, "cur": cur})
+    log_rewritten_partitions(con, ["membership_changes"], None)
     restrict = f"where {DEFINITION_OF.replace('segment_key', 'c.segment_key')} = $key"
     con.execute(f"insert into {SCHEMA}.membership_history {SPANS_FROM_CHANGES.format(restrict=restrict)}", key)
     con.execute(CURRENT_MEMBERS, key)
