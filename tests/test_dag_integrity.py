@@ -97,6 +97,46 @@ def test_dbt_model_tasks_take_the_writer_lock_when_they_run_dbt(dagbag, tmp_path
     assert dbt_cosmos.locked_consumer_class(base) is type(consumers[0])
 
 
+def test_producer_writes_each_xcom_value_once_and_no_test_events():
+    """cosmos' result parsing sees XComWrittenOnce: a repeated value and a data test's dbt event are not written."""
+    from event_pipeline.dbt_cosmos import XComWrittenOnce
+
+    class RecordingTaskInstance:
+        run_id = "scheduled__2026-11-20T05:00:00+00:00"
+
+        def __init__(self):
+            self.writes = []
+
+        def xcom_push(self, key, value, **kwargs):
+            self.writes.append((key, json.loads(json.dumps(value))))  # serialised when written, as Airflow does
+
+        def xcom_pull(self, task_ids=None, key=None):
+            return {"pulled": key}
+
+    real = RecordingTaskInstance()
+    ti = XComWrittenOnce(real)
+    model_status = "model__event_pipeline__users_status"
+    ti.xcom_push(key=model_status, value={"status": "success", "outlet_uris": []})
+    ti.xcom_push(key=model_status, value={"status": "success", "outlet_uris": []})  # dbt's second terminal event
+    ti.xcom_push(key="test__event_pipeline__unique_users_user_key_dbt_event", value={"status": "pass"})
+    ti.xcom_push(key="model__event_pipeline__users_dbt_event", value={"status": "success"})
+    changing = {"status": "success"}
+    ti.xcom_push(key="model__event_pipeline__events_status", value=changing)
+    changing["status"] = "error"  # changed in place after the write: written again
+    ti.xcom_push(key="model__event_pipeline__events_status", value=changing)
+    ti.xcom_push(key=model_status, value={"status": "error", "outlet_uris": []})  # a new value for a key
+    assert real.writes == [
+        (model_status, {"status": "success", "outlet_uris": []}),
+        ("model__event_pipeline__users_dbt_event", {"status": "success"}),
+        ("model__event_pipeline__events_status", {"status": "success"}),
+        ("model__event_pipeline__events_status", {"status": "error"}),
+        (model_status, {"status": "error", "outlet_uris": []}),
+    ]
+    # everything else is the task instance's own
+    assert ti.run_id == real.run_id
+    assert ti.xcom_pull(task_ids="x", key="k") == {"pulled": "k"}
+
+
 def test_every_dbt_model_has_a_run_task_and_its_tests_a_test_task(dagbag):
     dag = dagbag.dags["events_hourly"]
     nodes = json.loads(MANIFEST_PATH.read_text())["nodes"]

@@ -131,12 +131,46 @@ def test_scheduled_run_for_0500_covers_hour_05(hourly_dag):
     assert hour_start(info.data_interval.start) == H5
 
 
+def producer_xcom_keys(run) -> set[str]:
+    """The XCom keys the dbt group's producer left in this run."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(XComModel.key).filter(
+            XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id,
+            XComModel.task_id == "dbt.dbt_producer_watcher").all()
+    return {key for (key,) in rows}
+
+
+def keys_the_dbt_tasks_read(dag) -> set[str]:
+    """Per cosmos' consumers: a model task reads its model's status, compiled SQL and dbt event, a test task
+    its model's aggregated test status and dbt event."""
+    keys = set()
+    for task in dag.tasks:
+        node = getattr(task, "model_unique_id", None)
+        if node:
+            prefix = node.replace(".", "__")
+            kinds = ("tests_status",) if task.is_test_sensor else ("status", "compiled_sql")
+            keys |= {f"{prefix}_{kind}" for kind in (*kinds, "dbt_event")}
+    return keys
+
+
 def test_two_hours_through_airflow_then_a_rerun_changes_nothing(s3, events_home, airflow_db, hourly_dag):
     fs, bucket = s3
     upload(fs, bucket, H5, HOUR_05)
     upload(fs, bucket, H6, HOUR_06)
 
-    run_hour(hourly_dag, H5)
+    run = run_hour(hourly_dag, H5)
+    # the producer wrote every key a model or test task reads, and besides them only cosmos' own bookkeeping
+    # and its two sources' test statuses: no data test's dbt event (dbt_cosmos.XComWrittenOnce)
+    written, read = producer_xcom_keys(run), keys_the_dbt_tasks_read(hourly_dag)
+    assert read - written == set()
+    assert written - read == {
+        "dbt_startup_events", "producer_cmd_flags", "task_status",
+        "source__event_pipeline__landing__events_tests_status",
+        "source__event_pipeline__landing__object_counts_tests_status",
+    }
     con = duckdb.connect(str(events_home / "warehouse" / "work.duckdb"), read_only=True)
     # the run for hour 05 read hour=05 objects only, although hour 06 was already in the bucket
     keys = [k for (k,) in con.execute("select distinct object_key from landing.object_counts order by 1").fetchall()]

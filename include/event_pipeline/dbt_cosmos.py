@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -78,6 +79,36 @@ def runtime_dbt_settings(context: Any, operator: Any) -> None:
     release_dbt_duckdb()
 
 
+class XComWrittenOnce:
+    """The producer's task instance as cosmos' result parsing sees it, minus the XCom writes no task reads.
+
+    cosmos 1.15 pushes a finished model's status and compiled SQL, and a model's aggregated test status, on
+    both of dbt's terminal events for the node (its result line and NodeFinished): the same value twice. It
+    also pushes a `<test>_dbt_event` for every data test, and no task reads those: a model's test task reads
+    its model's. Each write is a round trip to Airflow's API server; in the 10k-event backfill benchmark the
+    producer made 344 of them, 24-31 ms each, 8-11 s of a 19-24 s task. Skipped here: a write of the value
+    the key already holds from this run, and a data test's dbt event; everything else is written as cosmos
+    asked (tests/test_hourly_dag.py checks the keys a run leaves against the tasks that read them)."""
+
+    UNREAD_PREFIX = "test__"
+    UNREAD_SUFFIX = "_dbt_event"
+
+    def __init__(self, task_instance: Any):
+        self._task_instance = task_instance
+        self._written: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task_instance, name)
+
+    def xcom_push(self, key: str, value: Any, **kwargs: Any) -> None:
+        if key.startswith(self.UNREAD_PREFIX) and key.endswith(self.UNREAD_SUFFIX):
+            return
+        if key in self._written and self._written[key] == value:
+            return
+        self._task_instance.xcom_push(key=key, value=value, **kwargs)
+        self._written[key] = copy.deepcopy(value)  # cosmos could change a pushed value in place
+
+
 @functools.cache
 def lean_producer_class() -> type:
     """cosmos' WATCHER producer, minus the XCom writes nobody reads, under the warehouse writer lock.
@@ -85,7 +116,8 @@ def lean_producer_class() -> type:
     cosmos 1.15 writes a `<node>_dbt_event` XCom for every lifecycle event of every node (start, compiling,
     executing, finished): ~600 writes an hour here, more than half of the producer's time under dag.test.
     Consumers read that key once, at the end, to log the node's outcome; the progress events change nothing
-    else. This subclass still logs them and skips their XComs (upstream: astronomer-cosmos issue #2777)."""
+    else. This subclass still logs them and skips their XComs (upstream: astronomer-cosmos issue #2777), and
+    hands cosmos' parsing a task instance that skips the other unread writes (XComWrittenOnce)."""
     from cosmos.operators._watcher.base import _log_dbt_msg
     from cosmos.operators.watcher import DbtProducerWatcherOperator
 
@@ -96,6 +128,7 @@ def lean_producer_class() -> type:
 
         def _make_parse_callable(self):
             parse = super()._make_parse_callable()
+            written_once: dict[int, XComWrittenOnce] = {}  # by task instance: one memory of writes per run
 
             def parse_results_only(line: str, extra_kwargs: Any) -> None:
                 try:
@@ -105,7 +138,15 @@ def lean_producer_class() -> type:
                 if isinstance(event, dict) and (event.get("info") or {}).get("name") in _NODE_PROGRESS_EVENTS:
                     _log_dbt_msg(event)
                     return
-                parse(line, extra_kwargs)
+                context = (extra_kwargs or {}).get("context")
+                task_instance = context.get("ti") if context is not None else None
+                if task_instance is None:
+                    parse(line, extra_kwargs)
+                    return
+                if id(task_instance) not in written_once:
+                    written_once[id(task_instance)] = XComWrittenOnce(task_instance)
+                wrapped = written_once[id(task_instance)]
+                parse(line, {**extra_kwargs, "context": {**context, "ti": wrapped, "task_instance": wrapped}})
 
             return parse_results_only
 
