@@ -583,6 +583,48 @@ def test_hourly_data_tests_check_the_rewritten_hours_and_a_full_scope_test_check
     with pytest.raises(AssertionError, match="unique_events_event_id: fail"):
         dbt("test", "--select", "events", batch_hour=H3)
 
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("delete from marts.events where event_id = 'e11' and rowid = (select max(rowid) from marts.events)")
+        con.execute("update marts.events set message_type = 'screen' where event_id = 'e10'")  # 04:00
+    dbt("test", "--select", "events", batch_hour=H3)
+    with pytest.raises(AssertionError, match="accepted_values_events_message_type__track__identify__alias__page: fail"):
+        dbt("test", "--select", "events")
+
+
+def test_the_landing_tests_check_the_runs_dump_hour_and_a_full_scope_test_checks_every_row(warehouse, dbt):
+    batches = scenario()
+    for hour in (H1, H2):
+        warehouse.load(batches[hour])
+    landing_tests = ("--select", "source:landing.events")
+    dbt("test", *landing_tests, batch_hour=H2)
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("update landing.events set message_type = 'screen' where batch_hour = ? and event_id = ?",
+                    [H1, batches[H1].rows[0]["event_id"]])
+    dbt("test", *landing_tests, batch_hour=H2)  # H2's load wrote no such row
+    bad_type = "source_accepted_values_landing_events_message_type__track__identify__alias__page__annotate: fail"
+    with pytest.raises(AssertionError, match=bad_type):
+        dbt("test", *landing_tests)  # full scope, as the daily warehouse_maintenance runs it
+    with pytest.raises(AssertionError, match=bad_type):
+        dbt("test", *landing_tests, batch_hour=H1)
+
+
+def test_the_load_stats_balance_test_checks_the_dump_hours_the_run_rewrote(warehouse, dbt):
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1, H2, H3], batches)
+    later = H3 + timedelta(days=2)  # its one event touches no earlier event hour
+    warehouse.load(Batch(later).add("hackle", "e-later", t(later, 5), user_id="bob", event_name="view"))
+    dbt.run_hour(later)
+    balance = ("--select", "assert_hourly_load_stats_match_landing")
+    dbt("test", *balance, batch_hour=later)
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("update marts.hourly_load_stats set events_loaded = events_loaded + 1 "
+                    "where batch_hour = ? and source_name = 'hackle'", [H1])
+    dbt("test", *balance, batch_hour=later)  # the later hour's run rewrote no stats of H1
+    with pytest.raises(AssertionError, match="assert_hourly_load_stats_match_landing: fail: Got 1 result"):
+        dbt("test", *balance)  # full scope, as the daily warehouse_maintenance runs it
+    with pytest.raises(AssertionError, match="assert_hourly_load_stats_match_landing: fail: Got 1 result"):
+        dbt("test", *balance, batch_hour=H1)
+
 
 def test_the_balance_test_fails_when_a_kept_event_is_missing_from_the_marts_or_there_twice(warehouse, dbt):
     batches = scenario()
@@ -603,6 +645,51 @@ def test_the_balance_test_fails_when_a_kept_event_is_missing_from_the_marts_or_t
     compiled = (target / "compiled/event_pipeline/tests/assert_every_kept_delivery_reaches_a_mart.sql").read_text()
     assert warehouse.query(f"select event_id, kept_deliveries, mart_rows, problem from ({compiled})") == [
         ("e11", 1, 2, "in a mart but not kept")]
+
+
+def declared_not_null(manifest) -> set[tuple[str, str]]:
+    """(mart, column) of every column whose contract declares a not_null constraint."""
+    return {(node.name, column.name)
+            for node in manifest.nodes.values() if node.resource_type == "model" and node.name in MARTS
+            for column in node.columns.values()
+            if any(constraint.type == "not_null" for constraint in column.constraints)}
+
+
+def not_null_columns(warehouse: Warehouse) -> set[tuple[str, str]]:
+    return set(warehouse.query("select table_name, column_name from information_schema.columns "
+                               "where table_schema = 'marts' and is_nullable = 'NO'"))
+
+
+def test_the_marts_enforce_their_declared_not_null_constraints_also_in_an_existing_warehouse(warehouse, dbt, manifest):
+    declared = declared_not_null(manifest)
+    # the non-key columns carry a constraint instead of a not_null data test (macros/contract_not_null.sql)
+    assert {("sessions", "total_value"), ("events", "event_hour"), ("hourly_load_stats", "records_read")} <= declared
+    batches = scenario()
+    run_in_order(warehouse, dbt, [H1, H2], batches)
+    assert not_null_columns(warehouse) == declared
+    with duckdb.connect(str(warehouse.path)) as con, pytest.raises(duckdb.ConstraintException, match="total_value"):
+        con.execute("update marts.sessions set total_value = null")
+
+    # incremental marts created before a column was declared not_null: the next hourly run adds the constraint
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("alter table marts.sessions alter column total_value drop not null")
+        con.execute("alter table marts.events alter column event_hour drop not null")
+    assert declared - not_null_columns(warehouse) == {("sessions", "total_value"), ("events", "event_hour")}
+    warehouse.load(batches[H3])
+    dbt.run_hour(H3)
+    assert not_null_columns(warehouse) == declared
+
+    # ... unless the existing rows break it: the run fails before writing and says what to do
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("alter table marts.sessions alter column total_value drop not null")
+        con.execute("update marts.sessions set total_value = null where session_number = 1")
+        nulls = con.execute("select count(*) from marts.sessions where total_value is null").fetchall()[0][0]
+    assert nulls > 0
+    with pytest.raises(AssertionError, match=rf"sessions\"?\.total_value holds {nulls} NULL\(s\), but the model "
+                                             r"contract now declares it not_null: rebuild .* `dbt build "
+                                             r"--full-refresh --select sessions\+`"):
+        dbt.run_hour(H3)
+    assert warehouse.query("select count(*) from marts.sessions where total_value is null") == [(nulls,)]
 
 
 def published_differences(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -1,5 +1,11 @@
 {#- Each dump hour's valid landing rows are all accounted for in hourly_load_stats: loaded or
-    removed as duplicates (records_valid from the loader's counts must match too). -#}
+    removed as duplicates (records_valid from the loader's counts must match too). An hourly run
+    checks the dump hours it rewrote (hourly_load_stats' own scope: its dump hour and those with a
+    delivery in an affected event hour; no other hour's deliveries or stats changed); a full-scope
+    build or `dbt test` checks every hour. -#}
+-- depends_on: {{ ref('int_run_scope') }}
+-- depends_on: {{ ref('int_run_scope_events') }}
+-- depends_on: {{ ref('int_event_deliveries_classified') }}
 
 with
 
@@ -10,6 +16,7 @@ deliveries as (
         source_name,
         count(*) as landing_rows
     from {{ ref('int_events_unioned') }}
+    where {{ scope_batch_hours() }}
     group by batch_hour, source_name
 
 ),
@@ -17,6 +24,7 @@ deliveries as (
 stats as (
 
     select * from {{ ref('hourly_load_stats') }}
+    where {{ scope_batch_hours() }}
 
 ),
 
