@@ -10,15 +10,14 @@
     {%- if not execute or config.get('materialized') != 'incremental' -%}
         {%- do return('') -%}
     {%- endif -%}
-    {%- set existing = adapter.get_relation(
-        database=this.database, schema=this.schema, identifier=this.identifier) -%}
     {%- set declared = [] -%}
     {%- for column in model.columns.values() -%}
         {%- for constraint in column.constraints if constraint.type == 'not_null' -%}
             {%- do declared.append(column.name) -%}
         {%- endfor -%}
     {%- endfor -%}
-    {%- if existing is none or not declared -%}
+    {#- not an existing table the run updates: a new table or a full refresh creates it with them -#}
+    {%- if not is_incremental() or not declared -%}
         {%- do return('') -%}
     {%- endif -%}
     {%- set lacking = run_query(
