@@ -7,7 +7,9 @@
     test node an hour. One metadata query per incremental mart and run; an ALTER only for a column
     that still lacks its constraint. -#}
 {% macro add_declared_not_null_constraints() -%}
-    {%- if not execute or config.get('materialized') != 'incremental' -%}
+    {#- only an existing incremental table the run updates: a table model, a new table or a full
+        refresh is created with the contract's constraints -#}
+    {%- if not execute or not is_incremental() -%}
         {%- do return('') -%}
     {%- endif -%}
     {%- set declared = [] -%}
@@ -16,8 +18,7 @@
             {%- do declared.append(column.name) -%}
         {%- endfor -%}
     {%- endfor -%}
-    {#- not an existing table the run updates: a new table or a full refresh creates it with them -#}
-    {%- if not is_incremental() or not declared -%}
+    {%- if not declared -%}
         {%- do return('') -%}
     {%- endif -%}
     {%- set lacking = run_query(
