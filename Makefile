@@ -20,6 +20,9 @@ export LOCAL_S3_PORT
 export PATH := $(BIN):$(PATH)
 # astronomer-cosmos reports usage to an external endpoint from every dbt task unless told not to.
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY ?= False
+# Scheduling latency of the hourly DAG's chain of short cosmos tasks, as in docker-compose.yml (see there).
+export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL ?= 1
+export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME ?= 0.5
 
 # The dbt manifest the DAG renders its dbt tasks from (committed; see include/event_pipeline/dbt_cosmos.py).
 DBT_MANIFEST := dbt_project/manifest/manifest.json

@@ -44,6 +44,17 @@ TEST_OUTPUT = REPO / "test-output"
 VENV_BIN = Path(sys.executable).parent
 DAG_ID = "events_hourly"
 ADMIN = "admin"
+# The settings docker-compose.yml and the Makefile give Airflow so that the hourly DAG's chain of ~30 short
+# cosmos tasks does not wait a second or five at every link (docs/benchmarks.md, "Scheduling latency of the
+# cosmos tasks"): the same values here, so the tests and the benchmark run what users run
+# (tests/test_docker_compose.py compares them).
+SCHEDULING_LATENCY_ENV = {
+    # the task supervisor notices its task process has exited at its next wake-up, up to this many seconds
+    # later (when the process closes its sockets before it exits); 5 by default
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    # an idle scheduler loop sleeps this long before it looks for tasks made ready by one that finished; 1 by default
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+}
 # Variables of the pytest process that must not leak into the components (each stack sets its own).
 _DROP_ENV = ("EVENTS_WAREHOUSE_PATH", "EVENTS_ANALYTICS_PATH", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
              "AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
@@ -160,6 +171,7 @@ class Airflow:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            **SCHEDULING_LATENCY_ENV,
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",

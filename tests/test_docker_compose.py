@@ -379,6 +379,19 @@ def test_secrets_shared_by_all_airflow_services(services):
         assert len(values) == 1 and None not in values, key
 
 
+def test_scheduling_latency_settings_match_the_makefile_and_the_tests(services):
+    """The settings that keep the hourly DAG's chain of short tasks quick: the same in every long-running
+    Airflow container, in the Makefile (`make airflow`) and in the tests' and the benchmark's Airflow."""
+    from airflow_services import SCHEDULING_LATENCY_ENV
+
+    makefile = (REPO / "Makefile").read_text()
+    assert set(SCHEDULING_LATENCY_ENV) == {"AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
+                                           "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"}
+    for key, value in SCHEDULING_LATENCY_ENV.items():
+        assert {_env(services[name]).get(key) for name in LONG_RUNNING_AIRFLOW} == {value}, key
+        assert re.search(rf"^export {key} \?= {re.escape(value)}$", makefile, re.MULTILINE), key
+
+
 # --------------------------------------------------------------------------------------------
 # object storage
 

@@ -261,7 +261,7 @@ class Bench:
                                                   self.root / "backfill-events", metadata=a.backfill_metadata)
         self.say(f"backfill ({result['metadata']}): {len(hours)} runs in {result['total_seconds'] / 60:.1f} min "
                  f"(mean {result['run_wall_mean']}s a run)")
-        result.pop("tasks", None)
+        (self.root / "backfill_tasks.json").write_text(json.dumps(result.pop("tasks", None), indent=1))
         self.results["backfill"] = {"first_hour": hours[0].isoformat(), **result}
 
 
