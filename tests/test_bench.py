@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 
+from event_pipeline.bench.calibrate import calibrate
 from event_pipeline.dbt_cosmos import MANIFEST_PATH
 from event_pipeline.settings import REPO_ROOT
 
@@ -58,10 +60,32 @@ def test_the_benchmark_times_each_hour_after_dbts_parse_and_reports_every_stage(
     parsed = json.loads((root / "hour_dbt_parse.json").read_text())["outputs"]["dbt_parse"]
     assert parsed["nodes"] == len(json.loads(MANIFEST_PATH.read_text())["nodes"])
 
+    # the per-core speed workload ran before and after the scenarios, computing the same both times
+    speed = results["machine"]
+    assert speed["speed_start"]["python_result"] == speed["speed_end"]["python_result"]
+    assert speed["speed_start"]["duckdb_result"] == speed["speed_end"]["duckdb_result"]
+    assert all(speed[when][name] > 0 for when in ("speed_start", "speed_end") for name in ("python_s", "duckdb_s"))
+
     report = docs.read_text()
     assert report.startswith("# Benchmarks\n\nkept text\n")
+    assert "Per-core speed (`event_pipeline.bench.calibrate`" in report
     block = report.split("<!-- bench:results:begin -->")[1].split("<!-- bench:results:end -->")[0]
     assert "`dbt parse` of a fresh warehouse" in block
     assert "| 1 | 1M-event hour, end-to-end data path < 30 s | " in block and "(reduced size)" in block
     assert "(reduced: 1 day of history)" in block
     assert "Each hour ran 2 times" in block and "medians of 2 runs" in block
+
+
+def test_the_per_core_speed_workload_is_fixed_and_done_in_full():
+    """The calibration's work does not depend on the machine or on the project's code: DuckDB's aggregates
+    equal what Python computes for the same range, and the Python part gives the same digest on every run
+    and another one for another number of records (so none of it is skipped)."""
+    rows = 5000
+    first = calibrate(repeats=1, python_records=2000, duckdb_rows=rows)
+    again = calibrate(repeats=2, python_records=2000, duckdb_rows=rows)
+    md5s = [hashlib.md5(str(i).encode()).hexdigest() for i in range(rows)]
+    ranked = sum(position * ord(h[1]) % 1000 for position, h in enumerate(sorted(md5s), start=1))
+    expected = [rows, 32 * rows, sum(ord(h[0]) for h in md5s), sum(len(str(i * 7)) + 1 for i in range(rows)), ranked]
+    assert first["duckdb_result"] == ",".join(map(str, expected))
+    assert first["python_result"] == again["python_result"] != calibrate(1, 2001, 10)["python_result"]
+    assert first["python_s"] > 0 and first["duckdb_s"] > 0

@@ -89,6 +89,17 @@ class Bench:
     def say(self, message: str) -> None:
         print(f"[{time.monotonic() - self.started:6.0f}s] {message}", flush=True)
 
+    def calibrate(self, when: str) -> dict:
+        """The per-core speed workload (bench/calibrate.py) before and after the scenarios, in a fresh process
+        as `python -m event_pipeline.bench.calibrate` runs it by hand (in this process it read 0.65 s where a
+        fresh one reads 0.85 s: the figures would not compare)."""
+        run = subprocess.run([sys.executable, "-m", "event_pipeline.bench.calibrate"], capture_output=True,
+                             text=True, timeout=600, check=True)
+        speed = json.loads(run.stdout)
+        self.say(f"per-core speed at the {when}: python {speed['python_s']:.2f}s, duckdb {speed['duckdb_s']:.2f}s "
+                 "(a fixed workload; lower is faster)")
+        return speed
+
     @contextlib.contextmanager
     def phase(self, name: str):
         """A scenario: a line when it starts and one with its wall time when it ends (kept for the report)."""
@@ -252,13 +263,15 @@ class Bench:
         a = self.args
         first = (a.hour - timedelta(days=1)).replace(hour=0)
         hours = [first + timedelta(hours=i) for i in range(a.backfill_hours)]
-        self.say(f"backfill: generating {len(hours)} hours x {a.backfill_events:,} events ...")
-        for hour in hours:
+        warmup = first - timedelta(hours=1)  # run first, not timed (airflow_bench.scheduler_backfill)
+        self.say(f"backfill: generating {len(hours)} hours x {a.backfill_events:,} events, and one warm-up hour ...")
+        for hour in [warmup, *hours]:
             self.generate(hour, a.backfill_events)
         self.say(f"backfill: starting api-server, scheduler, dag-processor, triggerer (metadata DB: "
-                 f"{a.backfill_metadata}); backfilling ...")
+                 f"{a.backfill_metadata}), one warm-up run; backfilling ...")
         result = airflow_bench.scheduler_backfill(self.root / "backfill", hours, self.connection,
-                                                  self.root / "backfill-events", metadata=a.backfill_metadata)
+                                                  self.root / "backfill-events", metadata=a.backfill_metadata,
+                                                  warmup_hour=warmup)
         self.say(f"backfill ({result['metadata']}): {len(hours)} runs in {result['total_seconds'] / 60:.1f} min "
                  f"(mean {result['run_wall_mean']}s a run)")
         (self.root / "backfill_tasks.json").write_text(json.dumps(result.pop("tasks", None), indent=1))
@@ -376,6 +389,13 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
     out.append(f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, Python {m['python']}; "
                f"load average {m['loadavg_start']} at start, {m.get('loadavg_end')} at end (shared machine: "
                "other engineers' tests ran at the same time, so wall times are noisy; CPU seconds are steadier).")
+    if m.get("speed_start"):
+        start, end = m["speed_start"], m.get("speed_end") or {}
+        out.append(f"Per-core speed (`event_pipeline.bench.calibrate`: a fixed workload of none of the project's "
+                   f"code, CPU seconds, fastest of 3; lower is faster): Python {start['python_s']:.2f}s, DuckDB "
+                   f"{start['duckdb_s']:.2f}s at start; Python {end.get('python_s', float('nan')):.2f}s, DuckDB "
+                   f"{end.get('duckdb_s', float('nan')):.2f}s at end. The same code measures slower when these are "
+                   "higher.")
     out.append("Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()))
     out.append(f"Command: `{command}` (total {results['total_minutes']:.1f} min)")
     if results.get("phases"):
@@ -518,7 +538,11 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
                         f"first hour), so the orchestration overhead is about "
                         f"{bf['run_wall_mean'] - ref_seconds:.1f}s a run")
         out.append(f"Airflow's metadata on {bf.get('metadata', 'SQLite')}. "
-                   f"Components started and the DAG parsed in {bf['startup_seconds']}s (not counted). "
+                   f"Components started, the DAG parsed"
+                   + (" and one warm-up run done (an earlier hour: a fresh deployment's first run parses the dbt "
+                      "project in the cosmos producer and warms the task runner, once)" if bf.get("warmup_runs")
+                      else "")
+                   + f" in {bf['startup_seconds']}s (not counted). "
                    f"Backfill of {bf['hours']} run{'s' if bf['hours'] != 1 else ''}: "
                    f"**{bf['total_seconds'] / 60:.1f} min** ({bf['total_seconds']:.1f}s) from creating the "
                    f"backfill to the last run's success; a run takes **{bf['run_wall_mean']}s** on average "
@@ -693,6 +717,7 @@ def main(argv: list[str] | None = None) -> None:
     bench = Bench(args, root, config)
     bench.results["machine"] = machine()
     bench.say(f"benchmark: dumps in s3://{config.bucket} at {config.endpoint_url or 'AWS'}, state in {root}")
+    bench.results["machine"]["speed_start"] = bench.calibrate("start")
     try:
         wanted = set(args.only.split(",")) if args.only else set(SCENARIOS)
         if "hour" in wanted and args.events:
@@ -713,6 +738,7 @@ def main(argv: list[str] | None = None) -> None:
                 bench.scenario_backfill()
     finally:
         bench.results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        bench.results["machine"]["speed_end"] = bench.calibrate("end")
         bench.results["total_minutes"] = (time.monotonic() - bench.started) / 60
         (root / "results.json").write_text(json.dumps(bench.results, indent=1, default=str))
         if not args.keep:
