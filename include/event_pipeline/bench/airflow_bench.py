@@ -237,9 +237,10 @@ def scheduler_backfill(base: Path, hours: list[datetime], s3_connection: str, ev
     """Start Airflow's components, then backfill `hours` through the scheduler (one run at a time).
 
     With `warmup_hour`, that hour is backfilled first and not timed: a fresh deployment's first run pays
-    once for what later runs find ready (the producer parses the whole dbt project, 3.2 s, as cosmos' cache
-    of dbt's partial parse is still empty or was made for another warehouse; the first task spent 3.1 s
-    before loading the DAG bundle), and the timed runs should cost what each hour of a long backfill does."""
+    once for what later runs find ready (the producer parses the whole dbt project, about 3 s, as cosmos'
+    cache of dbt's partial parse is still empty or was made for another warehouse; the first task spent
+    about 3 s before loading the DAG bundle), and the timed runs should cost what each hour of a long
+    backfill does (docs/benchmarks.md, "A per-core speed figure beside the results")."""
     svc = services()
     with metadata_database(metadata) as (metadata_label, metadata_env):
         started = time.monotonic()
