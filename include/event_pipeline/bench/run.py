@@ -382,6 +382,12 @@ def _gb(value: float) -> str:
     return f"{value / GB:.2f} GB"
 
 
+def _speed(speed: dict | None) -> str:
+    if not speed:
+        return "not measured"
+    return f"Python {speed['python_s']:.2f}s, DuckDB {speed['duckdb_s']:.2f}s"
+
+
 def render(results: dict, args: argparse.Namespace, command: str) -> str:
     """The report: machine, command, per-stage table, the other figures, the targets. Markdown-friendly."""
     out: list[str] = []
@@ -390,12 +396,9 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
                f"load average {m['loadavg_start']} at start, {m.get('loadavg_end')} at end (shared machine: "
                "other engineers' tests ran at the same time, so wall times are noisy; CPU seconds are steadier).")
     if m.get("speed_start"):
-        start, end = m["speed_start"], m.get("speed_end") or {}
         out.append(f"Per-core speed (`event_pipeline.bench.calibrate`: a fixed workload of none of the project's "
-                   f"code, CPU seconds, fastest of 3; lower is faster): Python {start['python_s']:.2f}s, DuckDB "
-                   f"{start['duckdb_s']:.2f}s at start; Python {end.get('python_s', float('nan')):.2f}s, DuckDB "
-                   f"{end.get('duckdb_s', float('nan')):.2f}s at end. The same code measures slower when these are "
-                   "higher.")
+                   f"code, CPU seconds, fastest of 3; lower is faster): {_speed(m['speed_start'])} at start; "
+                   f"{_speed(m.get('speed_end'))} at end. The same code measures slower when these are higher.")
     out.append("Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()))
     out.append(f"Command: `{command}` (total {results['total_minutes']:.1f} min)")
     if results.get("phases"):
