@@ -43,8 +43,12 @@ def builds_whole_model():
     return False
 
 
+def rows_where(relation, predicate):
+    return f"select * from {relation} where {predicate}"
+
+
 def rows_where_in(relation, column, values_sql):
-    return f"select * from {relation} where {column} in ({values_sql})"
+    return rows_where(relation, f"{column} in ({values_sql})")
 
 
 def cluster_whole_build_by(column):
