@@ -45,7 +45,7 @@ VENV_BIN = Path(sys.executable).parent
 DAG_ID = "events_hourly"
 ADMIN = "admin"
 # The settings docker-compose.yml and the Makefile give Airflow so that the hourly DAG's chain of ~30 short
-# cosmos tasks does not wait a second or five at every link (docs/benchmarks.md, "Scheduling latency of the
+# cosmos tasks does not wait a second or five at every link (docs/benchmarks-log.md, "Scheduling latency of the
 # cosmos tasks"): the same values here, so the tests and the benchmark run what users run
 # (tests/test_docker_compose.py compares them).
 SCHEDULING_LATENCY_ENV = {

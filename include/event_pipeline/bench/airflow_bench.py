@@ -240,7 +240,7 @@ def scheduler_backfill(base: Path, hours: list[datetime], s3_connection: str, ev
     once for what later runs find ready (the producer parses the whole dbt project, about 3 s, as cosmos'
     cache of dbt's partial parse is still empty or was made for another warehouse; the first task spent
     about 3 s before loading the DAG bundle), and the timed runs should cost what each hour of a long
-    backfill does (docs/benchmarks.md, "A per-core speed figure beside the results")."""
+    backfill does (docs/benchmarks-log.md, "A per-core speed figure beside the results")."""
     svc = services()
     with metadata_database(metadata) as (metadata_label, metadata_env):
         started = time.monotonic()

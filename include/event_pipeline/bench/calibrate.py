@@ -1,7 +1,7 @@
 """A fixed workload that times this machine's per-core speed, so a slower run can be told from slower code.
 
 The same code has measured the 1M-event hour at 31.0 s and at 41.8 s on one machine type within two hours
-(docs/benchmarks.md): the host's speed moves. `make bench` runs this before and after its scenarios and
+(docs/benchmarks-log.md): the host's speed moves. `make bench` runs this before and after its scenarios and
 prints both figures next to the results. The workload uses none of the project's code, so a change to the
 pipeline never moves it:
 
