@@ -811,7 +811,7 @@ def restamp_compared(dbt: Dbt) -> str:
     """What the last run's int_events_restamped compared with the map: 'changed ids' or 'every event'."""
     target = Path(dbt.base[dbt.base.index("--target-path") + 1])
     sql = (target / "run/event_pipeline/models/intermediate/int_events_restamped.sql").read_text()
-    return "changed ids" if "inner join identity_map" in sql else "every event"
+    return "changed ids" if "compared the ids the map changed" in sql else "every event"
 
 
 def events_applied_the_current_map(warehouse: Warehouse) -> bool:

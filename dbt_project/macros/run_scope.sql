@@ -285,6 +285,49 @@
     select ({{ identity_map_fingerprint(identity_map) }}) as fingerprint
 {%- endmacro %}
 
+{#- int_events_restamped's first step, its pre-hook: the rowids of the events mart's rows whose
+    user_key the identity map no longer gives their id, into a temp table (rows_to_restamp_table)
+    the model then reads the rows by. Only the ids the map's latest build stamped are compared when
+    the mart applied the map as it was before that build; every event otherwise. Nothing in full
+    scope or before the mart exists. -#}
+{% macro find_rows_to_restamp() -%}
+    {%- set previous_events = table_before_this_run('marts', 'events') -%}
+    {%- if previous_events is none or is_full_scope() -%}
+        select 1
+    {%- else -%}
+        {%- set changed_ids_only = restamp_compares_changed_ids_only() -%}
+        create or replace temp table {{ rows_to_restamp_table() }} as
+        select previous_events.rowid as events_rowid
+        from {{ previous_events }} as previous_events
+        {{ 'inner' if changed_ids_only else 'left' }} join (
+            select identity_map.id_type, identity_map.id_value, identity_map.user_key
+            from {{ ref('int_identity_map') }} as identity_map
+            {%- if changed_ids_only %}
+            where
+                identity_map.changed_batch_hour = (
+                    select before_build.batch_hour from audit.identity_map_before_build as before_build
+                )
+            {%- endif %}
+        ) as identity_map
+            on
+                previous_events.identity_type = identity_map.id_type
+                and previous_events.identity_value = identity_map.id_value
+        where
+            previous_events.user_key is distinct from identity_map.user_key
+            and previous_events.identity_value is not null
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro rows_to_restamp_table() -%}
+    int_events_restamped__rowids
+{%- endmacro %}
+
+{#- Whether int_events_restamped compares only the ids the map's latest build changed (the events
+    mart applied the map as it was before that build), not every event. -#}
+{% macro restamp_compares_changed_ids_only() -%}
+    {{- return(not is_full_scope() and events_applied_the_map_before_its_build()) -}}
+{%- endmacro %}
+
 {#- True when the events mart applied the identity map as it was before the map's latest build: its
     rows then differ from the map only for the ids that build stamped. -#}
 {% macro events_applied_the_map_before_its_build() -%}

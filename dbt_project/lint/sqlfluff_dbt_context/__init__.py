@@ -31,8 +31,12 @@ def table_before_this_run(schema, identifier):
     return adapter.get_relation(schema=schema, identifier=identifier)
 
 
-def events_applied_the_map_before_its_build():
+def restamp_compares_changed_ids_only():
     return True
+
+
+def rows_to_restamp_table():
+    return "int_events_restamped__rowids"
 
 
 def is_full_scope():

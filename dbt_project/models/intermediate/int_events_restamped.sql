@@ -15,19 +15,30 @@
     its rows differ from the map only for the ids that build stamped (with its batch hour,
     tombstones included): only those are compared, not every id (0.6-0.8 s -> 0.17 s after 30 days
     of 10k-event hours). After a run that failed between the map and the mart, or on a mart that
-    never recorded a map, every event is compared, which heals the rows that run left stale. -#}
+    never recorded a map, every event is compared, which heals the rows that run left stale.
+
+    Each row is the mart's row whole, as it stood: the events model rewrites it with the map's
+    user_key, and nothing else of it can have changed (a run that changes an event's content puts
+    it in int_run_scope_events, which the events model rebuilds from int_events_deduped), so the
+    events model reads no history for them (finding them again in int_events_deduped by hour and
+    id took about 1 s of the events model after 30 days of 10k-event hours). The rows are found by
+    rowid in two steps: the pre-hook (macros/run_scope.sql, find_rows_to_restamp) compares the id
+    columns with the map and keeps the stale rows' rowids in a temp table, then this model reads
+    those rows whole (a filter on rowid skips every other row group). Both run in the model's
+    transaction, so the rowids are still the rows'. In one query DuckDB built its hash table on all
+    of the mart whenever it misjudged the comparison's size (4-6 s instead of 0.3 s); from the temp
+    table it knows the size. -#}
 
 -- hourly runs only
 -- depends_on: {{ ref('int_identity_map') }}
 
-{{ config(materialized='table') }}
+{{ config(
+    materialized='table',
+    pre_hook="{{ find_rows_to_restamp() }}",
+    post_hook="drop table if exists {{ rows_to_restamp_table() }}",
+) }}
 
 {%- set previous_events = table_before_this_run('marts', 'events') %}
-{%- set compare_changed_ids_only = (
-    previous_events is not none
-    and not is_full_scope()
-    and events_applied_the_map_before_its_build()
-) %}
 
 with
 
@@ -46,33 +57,14 @@ final as (
 
 {%- else -%}
 
-identity_map as (
-
-    select * from {{ ref('int_identity_map') }}
-    {%- if compare_changed_ids_only %}
-    where
-        changed_batch_hour = (
-            select before_build.batch_hour from audit.identity_map_before_build as before_build
-        )
-    {%- endif %}
-
-),
-
+-- {{ 'compared the ids the map changed' if restamp_compares_changed_ids_only() else 'compared every event' }}
 final as (
 
-    select
-        previous_events.event_id,
-        previous_events.event_hour,
-        previous_events.identity_type,
-        previous_events.identity_value
+    select previous_events.*
     from {{ previous_events }} as previous_events
-    {{ 'inner' if compare_changed_ids_only else 'left' }} join identity_map
-        on
-            previous_events.identity_type = identity_map.id_type
-            and previous_events.identity_value = identity_map.id_value
-    where
-        previous_events.user_key is distinct from identity_map.user_key
-        and previous_events.identity_value is not null
+    where previous_events.rowid in (
+        select rows_to_restamp.events_rowid from {{ rows_to_restamp_table() }} as rows_to_restamp
+    )
 
 )
 
