@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-
-import s3fs
+from typing import TYPE_CHECKING
 
 from event_pipeline.settings import S3Config, s3_config
+
+if TYPE_CHECKING:  # imported where a filesystem is made: the load's worker processes only unpickle DumpObjects
+    import s3fs
 
 RAW_PREFIX = "raw"
 DUMP_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
@@ -15,6 +17,8 @@ DUMP_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 
 def filesystem(config: S3Config | None = None) -> s3fs.S3FileSystem:
     """A fresh s3fs filesystem (no instance cache, so tests and tasks never share stale clients)."""
+    import s3fs  # 0.2 s of imports (aiobotocore, aiohttp), paid only by the code that talks to storage
+
     config = config or s3_config()
     return s3fs.S3FileSystem(skip_instance_cache=True, **config.storage_options())
 
