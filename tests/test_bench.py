@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from event_pipeline.bench.calibrate import calibrate
+from event_pipeline.bench.stages import dbt_time_split
 from event_pipeline.dbt_cosmos import MANIFEST_PATH
 from event_pipeline.settings import REPO_ROOT
 
@@ -57,6 +58,11 @@ def test_the_benchmark_times_each_hour_after_dbts_parse_and_reports_every_stage(
     for home in ("hour", "first", "incremental"):
         timed_build = (root / home / "dbt_logs" / "dbt.log").read_text().split("\n============================== ")[-1]
         assert "no changes found, skipping parsing" in timed_build, home
+    # the hour's dbt build split: DuckDB's SQL of every statement the timed build's log records, inside the run
+    split = hour["run"]["outputs"]["dbt_build"]["time_split"]
+    timed_build = (root / "hour" / "dbt_logs" / "dbt.log").read_text().split("Running with dbt=")[-1]
+    assert split["statements"] == timed_build.count("SQL status: ") > 100
+    assert 0 < split["sql"] < split["run_elapsed"] < _stage_wall(hour["run"], "dbt_build")
     parsed = json.loads((root / "hour_dbt_parse.json").read_text())["outputs"]["dbt_parse"]
     assert parsed["nodes"] == len(json.loads(MANIFEST_PATH.read_text())["nodes"])
 
@@ -74,6 +80,27 @@ def test_the_benchmark_times_each_hour_after_dbts_parse_and_reports_every_stage(
     assert "| 1 | 1M-event hour, end-to-end data path < 30 s | " in block and "(reduced size)" in block
     assert "(reduced: 1 day of history)" in block
     assert "Each hour ran 2 times" in block and "medians of 2 runs" in block
+    assert "dbt build: " in block and "dbt build, next hour: " in block and "DuckDB's SQL" in block
+
+
+def _stage_wall(run: dict, name: str) -> float:
+    return next(stage["wall"] for stage in run["stages"] if stage["stage"] == name)
+
+
+def test_the_dbt_time_split_sums_the_sql_of_the_last_invocation_only(tmp_path):
+    """The log holds every invocation of the home (the parse before the hour, earlier hours): only the
+    statements after the last start count; a log rotated during the run (no start) gives no split."""
+    log, run_results = tmp_path / "dbt.log", tmp_path / "run_results.json"
+    run_results.write_text(json.dumps({"elapsed_time": 2.5}))
+    log.write_text(
+        "[debug] Running with dbt=1.11.16\n[debug] SQL status: OK in 9.000 seconds\n"
+        "[info ] Running with dbt=1.11.16\n[debug] On model.x: select 1\n[debug] SQL status: OK in 0.250 seconds\n"
+        "[debug] SQL status: OK in 1.125 seconds\n[debug] SQL status: OK in 0.000 seconds\n"
+    )
+    assert dbt_time_split(log, run_results) == {"run_elapsed": 2.5, "sql": 1.375, "statements": 3}
+    log.write_text("[debug] SQL status: OK in 0.250 seconds\n")
+    assert dbt_time_split(log, run_results) is None
+    assert dbt_time_split(tmp_path / "missing.log", run_results) is None
 
 
 def test_the_per_core_speed_workload_is_fixed_and_done_in_full():

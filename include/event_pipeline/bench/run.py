@@ -319,6 +319,18 @@ def _stage(run: dict, name: str) -> dict:
     return next(s for s in run["stages"] if s["stage"] == name)
 
 
+def _dbt_split(run: dict) -> str | None:
+    """The dbt build stage split into DuckDB's SQL, dbt's own Python in its run, and what came before the run
+    (importing dbt, loading the project's parse); None when the split was not measured."""
+    split = (run.get("outputs", {}).get("dbt_build") or {}).get("time_split")
+    if not split:
+        return None
+    wall, elapsed, sql = _stage(run, "dbt_build")["wall"], split["run_elapsed"], split["sql"]
+    return (f"{wall:.1f}s = DuckDB's SQL {sql:.1f}s ({split['statements']:,} statements) + dbt's own Python in "
+            f"its run {max(elapsed - sql, 0):.1f}s (compiling, materializations, logging) + before its run "
+            f"{max(wall - elapsed, 0):.1f}s (importing dbt, loading the project's parse)")
+
+
 def _backfill_24h_minutes(bf: dict) -> float:
     """24 runs at the measured total per run (from creating the backfill to the last success, / runs)."""
     return 24 * bf["total_seconds"] / bf["hours"] / 60
@@ -444,6 +456,9 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
         slowest = (outputs.get("dbt_build") or {}).get("slowest")
         if slowest:
             out.append("Slowest dbt nodes: " + ", ".join(f"{n} {t:.1f}s" for n, t in slowest) + ".")
+        split = _dbt_split(run)
+        if split:
+            out.append(f"dbt build: {split}.")
         if "validate" in outputs:
             v = outputs["validate"]
             out.append(f"Validation outcome: {v['records']:,} records, {v['valid']:,} valid, "
@@ -478,6 +493,10 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
             if slowest:
                 out.append("")
                 out.append(f"Slowest dbt nodes, {label} hour: " + ", ".join(f"{n} {t:.1f}s" for n, t in slowest) + ".")
+            split = _dbt_split(run)
+            if split:
+                out.append("")
+                out.append(f"dbt build, {label} hour: {split}.")
         runs = len(inc.get("first_runs", [])) or 1
         if runs > 1:
             out.append("")

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import resource
 import sys
 import threading
@@ -98,6 +99,28 @@ def _dbt_slowest(target: Path, top: int = 8) -> list[tuple[str, float]]:
     return nodes[:top]
 
 
+# dbt's debug log: one line per invocation start, one per SQL statement with DuckDB's time for it
+_DBT_INVOCATION_START = "Running with dbt="
+_DBT_SQL_SECONDS = re.compile(r"SQL status: .* in ([0-9.]+) seconds")
+
+
+def dbt_time_split(log_path: Path, run_results_path: Path) -> dict | None:
+    """Where the last dbt invocation's time went: DuckDB's time in its SQL statements (the debug log's
+    `SQL status ... in X seconds`) against the run's elapsed time (run_results.json); the rest of the run is
+    dbt's own Python (compiling, materialization macros, logging). None when the log does not hold the
+    invocation's start (rotated during the run) or either file is missing."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+        elapsed = json.loads(run_results_path.read_text())["elapsed_time"]
+    except (OSError, KeyError, ValueError):
+        return None
+    starts = [number for number, line in enumerate(lines) if _DBT_INVOCATION_START in line]
+    if not starts:
+        return None
+    seconds = [float(m.group(1)) for line in lines[starts[-1]:] if (m := _DBT_SQL_SECONDS.search(line))]
+    return {"run_elapsed": round(elapsed, 3), "sql": round(sum(seconds), 3), "statements": len(seconds)}
+
+
 def run_stages(hour: datetime, stages: tuple[str, ...] = STAGES, settings=None) -> dict:
     """Every requested stage in order, in-process (the same functions the DAG's tasks call)."""
     from event_pipeline import pipeline
@@ -124,7 +147,9 @@ def run_stages(hour: datetime, stages: tuple[str, ...] = STAGES, settings=None) 
         if name == "dbt_parse":  # run.py runs it in a process of its own, before the hour's stages
             return pipeline.dbt_parse(settings)
         if name == "dbt_build":
-            return {**pipeline.dbt_build(hour, settings), "slowest": _dbt_slowest(settings.home / "dbt_target")}
+            return {**pipeline.dbt_build(hour, settings), "slowest": _dbt_slowest(settings.home / "dbt_target"),
+                    "time_split": dbt_time_split(settings.home / "dbt_logs" / "dbt.log",
+                                                 settings.home / "dbt_target" / "run_results.json")}
         if name == "segment":
             return pipeline.segment(hour, settings)
         if name == "publish":
