@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from event_pipeline.bench.calibrate import calibrate
+from event_pipeline.bench.run import _stage as stage_of
 from event_pipeline.bench.stages import dbt_time_split
 from event_pipeline.dbt_cosmos import MANIFEST_PATH
 from event_pipeline.settings import REPO_ROOT
@@ -60,9 +61,9 @@ def test_the_benchmark_times_each_hour_after_dbts_parse_and_reports_every_stage(
         assert "no changes found, skipping parsing" in timed_build, home
     # the hour's dbt build split: DuckDB's SQL of every statement the timed build's log records, inside the run
     split = hour["run"]["outputs"]["dbt_build"]["time_split"]
-    timed_build = (root / "hour" / "dbt_logs" / "dbt.log").read_text().split("Running with dbt=")[-1]
-    assert split["statements"] == timed_build.count("SQL status: ") > 100
-    assert 0 < split["sql"] < split["run_elapsed"] < _stage_wall(hour["run"], "dbt_build")
+    hour_build = (root / "hour" / "dbt_logs" / "dbt.log").read_text().split("Running with dbt=")[-1]
+    assert split["statements"] == hour_build.count("SQL status: ") > 100
+    assert 0 < split["sql"] < split["run_elapsed"] < stage_of(hour["run"], "dbt_build")["wall"]
     parsed = json.loads((root / "hour_dbt_parse.json").read_text())["outputs"]["dbt_parse"]
     assert parsed["nodes"] == len(json.loads(MANIFEST_PATH.read_text())["nodes"])
 
@@ -81,10 +82,6 @@ def test_the_benchmark_times_each_hour_after_dbts_parse_and_reports_every_stage(
     assert "(reduced: 1 day of history)" in block
     assert "Each hour ran 2 times" in block and "medians of 2 runs" in block
     assert "dbt build: " in block and "dbt build, next hour: " in block and "DuckDB's SQL" in block
-
-
-def _stage_wall(run: dict, name: str) -> float:
-    return next(stage["wall"] for stage in run["stages"] if stage["stage"] == name)
 
 
 def test_the_dbt_time_split_sums_the_sql_of_the_last_invocation_only(tmp_path):
